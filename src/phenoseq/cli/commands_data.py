@@ -1,0 +1,99 @@
+"""``phenoseq simulate`` and ``phenoseq info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from phenoseq.cli.console import console, err_console
+
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries.")
+
+
+def keys_options(
+    sample_key: str = "Sample_ID",
+    treatment_key: str = "Treatment",
+    replicate_key: str = "Replicate",
+    batch_key: str = "batch",
+    group_key: str = "Group",
+):
+    from phenoseq.io.keys import ScreenKeys
+
+    return ScreenKeys(sample=sample_key, treatment=treatment_key, replicate=replicate_key, batch=batch_key, group=group_key)
+
+
+def simulate(
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write imaging.h5ad and rnaseq.h5ad into."),
+    seed: int = typer.Option(0, help="Random seed: the same seed gives the same screen."),
+    replicates: int = typer.Option(5, help="Replicates per treatment (1, 2 = second round; 3, 4, 5 = first)."),
+    imaging_cells: int = typer.Option(300, help="Mean imaging cells per well."),
+    rna_cells: int = typer.Option(150, help="Mean RNA cells per well."),
+    genes: int = typer.Option(2000, help="Number of genes."),
+    features: int = typer.Option(300, help="Number of morphology features."),
+    images: bool = typer.Option(False, help="Also render 5-channel single-cell image fields (TIFF) per well."),
+    quiet: bool = QUIET,
+) -> None:
+    """Simulate a paired Cell Painting + scRNA-seq screen (28 treatments by default)."""
+    from phenoseq.io.files import write_h5ad
+    from phenoseq.progress import RichProgress
+    from phenoseq.simulate import SimulationConfig, simulate_screen
+
+    config = SimulationConfig(
+        seed=seed,
+        n_replicates=replicates,
+        imaging_cells_per_well=imaging_cells,
+        rna_cells_per_well=rna_cells,
+        n_genes=genes,
+        n_features=features,
+    )
+    progress = RichProgress(quiet)
+    with progress.task("simulating screen", total=None):
+        imaging, rnaseq = simulate_screen(config)
+    out.mkdir(parents=True, exist_ok=True)
+    write_h5ad(imaging, out / "imaging.h5ad")
+    write_h5ad(rnaseq, out / "rnaseq.h5ad")
+    if images:
+        from phenoseq.simulate.images import write_image_fields
+
+        write_image_fields(config, out / "images", progress=progress)
+    if not quiet:
+        console.print(
+            f"wrote {out / 'imaging.h5ad'} ({imaging.n_obs} cells × {imaging.n_vars} features) and "
+            f"{out / 'rnaseq.h5ad'} ({rnaseq.n_obs} cells × {rnaseq.n_vars} genes)"
+        )
+
+
+def info(
+    files: list[Path] = typer.Argument(..., help="One .h5ad file, or an imaging and an RNA .h5ad file to pair."),
+    sample_key: str = typer.Option("Sample_ID", help="obs column naming the well/sample."),
+    treatment_key: str = typer.Option("Treatment", help="obs column naming the treatment."),
+    replicate_key: str = typer.Option("Replicate", help="obs column naming the replicate."),
+    batch_key: str = typer.Option("batch", help="obs column naming the batch."),
+    group_key: str = typer.Option("Group", help="obs column flagging controls."),
+    drop_unpaired: bool = typer.Option(False, help="Drop wells present in one modality only instead of failing."),
+    expression: bool = typer.Option(False, help="The RNA file holds normalised expression (e.g. bulk), not counts."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Validate and summarise a screen: wells, cells per well, treatments, splits, problems found."""
+    from phenoseq.io.summary import summarise_files
+
+    keys = keys_options(sample_key, treatment_key, replicate_key, batch_key, group_key)
+    summary = summarise_files(files, keys, drop_unpaired=drop_unpaired, rna_kind="expression" if expression else "counts")
+    if as_json:
+        import json
+
+        console.print_json(json.dumps(summary, default=str))
+    else:
+        from phenoseq.io.summary import render_summary
+
+        render_summary(summary, console)
+    if summary.get("problems"):
+        err_console.print(f"[bold red]{len(summary['problems'])} problem(s) found[/]")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(simulate)
+    app.command()(info)

@@ -1,0 +1,162 @@
+"""A paired screen: imaging cells and RNA cells of the same treatment wells, joined by well.
+
+The two modalities come from *different cells* of the same well, so pairing is population-level: a
+well (``keys.sample``) is the unit that links them, never a cell.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from phenoseq.errors import PhenoseqError
+from phenoseq.io import validate
+from phenoseq.io.files import read_h5ad
+from phenoseq.io.keys import ScreenKeys
+
+
+def _normalise_obs(adata: ad.AnnData, keys: ScreenKeys) -> ad.AnnData:
+    """A shallow copy whose key columns are strings, so that '3' and 3 name the same replicate."""
+    out = adata.copy() if not adata.isbacked else adata.to_memory()
+    for col in keys.columns:
+        out.obs[col] = out.obs[col].astype(str).astype("category")
+    return out
+
+
+def modality_problems(adata: ad.AnnData, keys: ScreenKeys, source: str, kind: str) -> list[str]:
+    """All problems of one modality file. ``kind`` is ``"imaging"``, ``"counts"`` or ``"expression"``."""
+    problems = validate.check_obs_columns(adata, keys, source)
+    if kind == "counts":
+        problems += validate.check_counts(adata, source)
+    else:
+        problems += validate.check_features(adata, source)
+    if not problems:
+        problems += validate.check_well_consistency(adata, keys, source)
+    return problems
+
+
+@dataclass
+class PairedScreen:
+    """Imaging cells × morphology features and RNA cells × genes of the same wells.
+
+    Parameters
+    ----------
+    imaging
+        AnnData, cells × features; ``X`` float (converted to dense float32).
+    rnaseq
+        AnnData, cells × genes; ``X`` raw counts (sparse allowed) when ``rna_kind="counts"``, or already
+        normalised expression (e.g. bulk L1000 profiles) when ``rna_kind="expression"``. Precomputed
+        embeddings may sit in ``obsm``.
+    keys
+        Column names and the replicate → split map.
+    unpaired
+        Wells present in one modality only: ``"error"`` (default) or ``"drop"`` (dropped and listed in
+        :attr:`dropped_wells`).
+    min_cells
+        Minimum (imaging, RNA) cells per well.
+    sources
+        Names used in error messages (file paths when read from disk).
+
+    Attributes
+    ----------
+    wells
+        One row per paired well, index = sample id; columns = the key columns, ``split``,
+        ``n_imaging``, ``n_rna``.
+    """
+
+    imaging: ad.AnnData
+    rnaseq: ad.AnnData
+    keys: ScreenKeys = field(default_factory=ScreenKeys)
+    unpaired: str = "error"
+    min_cells: tuple[int, int] = (1, 1)
+    rna_kind: str = "counts"
+    sources: tuple[str, str] = ("imaging", "rnaseq")
+    dropped_wells: dict[str, list[str]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.unpaired not in ("error", "drop"):
+            raise PhenoseqError(f"unpaired must be 'error' or 'drop', got {self.unpaired!r}")
+        if self.rna_kind not in ("counts", "expression"):
+            raise PhenoseqError(f"rna_kind must be 'counts' or 'expression', got {self.rna_kind!r}")
+        k = self.keys
+        problems = modality_problems(self.imaging, k, self.sources[0], "imaging")
+        problems += modality_problems(self.rnaseq, k, self.sources[1], self.rna_kind)
+        if problems:
+            raise PhenoseqError("invalid screen:\n- " + "\n- ".join(problems))
+        self.imaging = _normalise_obs(self.imaging, k)
+        self.rnaseq = _normalise_obs(self.rnaseq, k)
+        self.imaging.X = np.asarray(
+            self.imaging.X.toarray() if hasattr(self.imaging.X, "toarray") else self.imaging.X, dtype=np.float32
+        )
+        img_wells = validate.well_table(self.imaging, k)
+        rna_wells = validate.well_table(self.rnaseq, k)
+        problems, imaging_only, rna_only = validate.check_pairing(img_wells, rna_wells, k, self.sources, self.min_cells)
+        if imaging_only or rna_only:
+            if self.unpaired == "error":
+                problems.append(
+                    f"wells in one modality only: {len(imaging_only)} imaging-only "
+                    f"{validate._preview(imaging_only)}, {len(rna_only)} RNA-only {validate._preview(rna_only)}. "
+                    "Pass unpaired='drop' (CLI: --drop-unpaired) to train on the paired wells; imaging-only wells "
+                    "can still be used for generation."
+                )
+            else:
+                self.dropped_wells = {"imaging_only": imaging_only, "rna_only": rna_only}
+                self.imaging = self.imaging[~self.imaging.obs[k.sample].isin(imaging_only)].copy()
+                self.rnaseq = self.rnaseq[~self.rnaseq.obs[k.sample].isin(rna_only)].copy()
+        if problems:
+            raise PhenoseqError("invalid screen:\n- " + "\n- ".join(problems))
+        common = img_wells.index.intersection(rna_wells.index)
+        wells = img_wells.loc[common].rename(columns={"n_cells": "n_imaging"})
+        wells["n_rna"] = rna_wells.loc[common, "n_cells"]
+        wells["split"] = [k.split_of(r) or "none" for r in wells[k.replicate]]
+        self.wells = wells
+        problems = validate.check_training_treatments(wells, k)
+        if problems:
+            raise PhenoseqError("invalid screen:\n- " + "\n- ".join(problems))
+
+    @classmethod
+    def read(
+        cls,
+        imaging_path: str | os.PathLike,
+        rnaseq_path: str | os.PathLike,
+        keys: ScreenKeys | None = None,
+        **kwargs,
+    ) -> "PairedScreen":
+        """Read both ``.h5ad`` files and validate them as a pair (see the class for ``kwargs``)."""
+        imaging = read_h5ad(imaging_path)
+        rnaseq = read_h5ad(rnaseq_path)
+        return cls(imaging, rnaseq, keys=keys or ScreenKeys(), sources=(str(imaging_path), str(rnaseq_path)), **kwargs)
+
+    def wells_in(self, split: str) -> list[str]:
+        """Sample ids of the paired wells in a split (``"train"``, ``"val"``, ``"test"``, ``"test_he"``)."""
+        return self.wells.index[self.wells["split"] == split].tolist()
+
+    def subset(self, modality: str, wells: list[str]) -> ad.AnnData:
+        """Cells of ``modality`` (``"imaging"`` or ``"rnaseq"``) that belong to ``wells``, as a view."""
+        adata = getattr(self, modality)
+        return adata[adata.obs[self.keys.sample].isin(wells).to_numpy()]
+
+    def summary(self) -> dict:
+        """Counts a person wants to see first: wells, cells per well, treatments, wells per split."""
+        k = self.keys
+        w = self.wells
+        return {
+            "wells": int(len(w)),
+            "treatments": int(w[k.treatment].nunique()),
+            "imaging_cells": int(self.imaging.n_obs),
+            "rna_cells": int(self.rnaseq.n_obs),
+            "features": int(self.imaging.n_vars),
+            "genes": int(self.rnaseq.n_vars),
+            "imaging_cells_per_well": _quantiles(w["n_imaging"]),
+            "rna_cells_per_well": _quantiles(w["n_rna"]),
+            "wells_per_split": {s: int(n) for s, n in w["split"].value_counts().sort_index().items()},
+            "dropped_wells": self.dropped_wells,
+        }
+
+
+def _quantiles(counts: pd.Series) -> dict[str, float]:
+    return {"min": int(counts.min()), "median": float(counts.median()), "max": int(counts.max())}

@@ -1,0 +1,109 @@
+"""Summaries of screen files for ``phenoseq info``: what is there, and every problem found."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import scipy.sparse as sp
+
+from phenoseq.errors import PhenoseqError
+from phenoseq.io import validate
+from phenoseq.io.files import read_h5ad
+from phenoseq.io.keys import ScreenKeys
+from phenoseq.io.screen import PairedScreen, modality_problems
+
+
+def looks_like_counts(adata: ad.AnnData, n: int = 2000) -> bool:
+    """True when the first ``n`` cells hold non-negative integers (raw counts)."""
+    X = adata.X[: min(n, adata.n_obs)]
+    data = X.data if sp.issparse(X) else np.asarray(X)
+    return bool(data.size) and np.issubdtype(data.dtype, np.number) and bool(
+        np.all(np.isfinite(data)) and np.all(data >= 0) and np.all(data == np.round(data))
+    )
+
+
+def _single(adata: ad.AnnData, keys: ScreenKeys, source: str, kind: str) -> dict:
+    problems = modality_problems(adata, keys, source, kind)
+    out = {"file": source, "modality": "rnaseq" if kind != "imaging" else "imaging", "cells": int(adata.n_obs),
+           "variables": int(adata.n_vars), "problems": problems}
+    if not any("missing column" in p for p in problems):
+        wells = validate.well_table(adata, keys)
+        wells["split"] = [keys.split_of(r) or "none" for r in wells[keys.replicate]]
+        out.update(
+            wells=int(len(wells)),
+            treatments=int(wells[keys.treatment].nunique()),
+            cells_per_well={"min": int(wells.n_cells.min()), "median": float(wells.n_cells.median()),
+                            "max": int(wells.n_cells.max())},
+            wells_per_split={s: int(n) for s, n in wells["split"].value_counts().sort_index().items()},
+            batches=sorted(wells[keys.batch].unique().tolist()),
+        )
+    return out
+
+
+def summarise_files(files: list[Path], keys: ScreenKeys, drop_unpaired: bool = False, rna_kind: str = "counts") -> dict:
+    """Summary of one modality file, or of an imaging + RNA pair (order free: counts mark the RNA file).
+
+    Returns a dict; ``problems`` lists every problem found (empty when the files are valid).
+    """
+    if not 1 <= len(files) <= 2:
+        raise PhenoseqError(f"info takes one file or an imaging and an RNA file, got {len(files)}")
+    adatas = [read_h5ad(f) for f in files]
+    kinds = [rna_kind if looks_like_counts(a) or (rna_kind == "expression" and i == 1) else "imaging"
+             for i, a in enumerate(adatas)]
+    if len(files) == 1:
+        return _single(adatas[0], keys, str(files[0]), kinds[0])
+    if kinds.count("imaging") != 1:
+        raise PhenoseqError(
+            f"could not tell which of {files[0]} and {files[1]} is the imaging file: "
+            f"both look like {'counts' if kinds[0] != 'imaging' else 'continuous features'}. "
+            "Pass the imaging file first and use --expression if the RNA file holds normalised expression."
+        )
+    i_img = kinds.index("imaging")
+    imaging, rnaseq = adatas[i_img], adatas[1 - i_img]
+    sources = (str(files[i_img]), str(files[1 - i_img]))
+    parts = {"imaging": _single(imaging, keys, sources[0], "imaging"), "rnaseq": _single(rnaseq, keys, sources[1], rna_kind)}
+    problems = parts["imaging"]["problems"] + parts["rnaseq"]["problems"]
+    summary = {"files": list(sources), **parts}
+    if not problems:
+        try:
+            screen = PairedScreen(imaging, rnaseq, keys=keys, sources=sources, rna_kind=rna_kind,
+                                  unpaired="drop" if drop_unpaired else "error")
+            summary["paired"] = screen.summary()
+        except PhenoseqError as exc:
+            problems.append(str(exc).removeprefix("invalid screen:\n- "))
+    summary["problems"] = problems
+    return summary
+
+
+def render_summary(summary: dict, console) -> None:
+    """Print a summary from :func:`summarise_files` as rich tables."""
+    from rich.table import Table
+
+    parts = [summary] if "modality" in summary else [summary["imaging"], summary["rnaseq"]]
+    table = Table(title="screen files", show_lines=False)
+    for col in ("file", "modality", "cells", "vars", "wells", "treatments", "cells/well (min/med/max)", "wells per split"):
+        table.add_column(col)
+    for p in parts:
+        cpw = p.get("cells_per_well")
+        table.add_row(
+            p["file"], p["modality"], str(p["cells"]), str(p["variables"]), str(p.get("wells", "?")),
+            str(p.get("treatments", "?")),
+            f"{cpw['min']}/{cpw['median']:g}/{cpw['max']}" if cpw else "?",
+            ", ".join(f"{k}: {v}" for k, v in p.get("wells_per_split", {}).items()),
+        )
+    console.print(table)
+    if "paired" in summary:
+        s = summary["paired"]
+        console.print(
+            f"paired: {s['wells']} wells, {s['treatments']} treatments; wells per split "
+            + ", ".join(f"{k}: {v}" for k, v in s["wells_per_split"].items())
+        )
+        dropped = s.get("dropped_wells") or {}
+        if any(dropped.values()):
+            console.print(f"dropped unpaired wells: {dropped}")
+    for problem in summary.get("problems", []):
+        console.print(f"[red]problem:[/] {problem}", highlight=False)
+    if not summary.get("problems"):
+        console.print("[green]no problems found[/]")
