@@ -24,7 +24,7 @@ def _register_optional() -> None:
     # Command groups that live in later pipeline stages register themselves here when present.
     import importlib
 
-    for name in ("commands_model", "commands_evaluate", "commands_inputs"):
+    for name in ("commands_model", "commands_evaluate", "commands_inputs", "commands_featurize"):
         try:
             module = importlib.import_module(f"phenoseq.cli.{name}")
         except ModuleNotFoundError as exc:

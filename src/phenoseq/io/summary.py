@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from phenoseq.errors import PhenoseqError
 from phenoseq.io import validate
-from phenoseq.io.files import read_h5ad
+from phenoseq.io.readers.dispatch import read_table
 from phenoseq.io.keys import ScreenKeys
 from phenoseq.io.screen import PairedScreen, modality_problems
 
@@ -49,7 +49,7 @@ def summarise_files(files: list[Path], keys: ScreenKeys, drop_unpaired: bool = F
     """
     if not 1 <= len(files) <= 2:
         raise PhenoseqError(f"info takes one file or an imaging and an RNA file, got {len(files)}")
-    adatas = [read_h5ad(f) for f in files]
+    adatas = [read_table(f, preprocess=False) for f in files]
     kinds = [rna_kind if looks_like_counts(a) or (rna_kind == "expression" and i == 1) else "imaging"
              for i, a in enumerate(adatas)]
     if len(files) == 1:

@@ -46,6 +46,7 @@ def highly_variable_genes(logx: np.ndarray, n_top: int, n_bins: int = 20) -> np.
     mean = logx.mean(axis=0)
     var = logx.var(axis=0, ddof=1)
     disp = np.log(np.maximum(var, 1e-12) / np.maximum(mean, 1e-12))
+    n_bins = max(1, min(n_bins, n_genes // 10))  # a bin needs several genes for its z-score to mean anything
     bins = np.digitize(mean, np.quantile(mean, np.linspace(0, 1, n_bins + 1)[1:-1]))
     z = np.zeros_like(disp)
     for b in np.unique(bins):

@@ -1,0 +1,160 @@
+"""``phenoseq evaluate``, ``phenoseq report`` and ``phenoseq demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from phenoseq.cli.console import console, err_console
+from phenoseq.errors import PhenoseqError
+
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or tables.")
+
+
+def print_headline(metrics: dict, split: str | None = None, profile: str = "single") -> None:
+    """The headline table (one row per method) as a rich table on stdout."""
+    from rich.table import Table
+
+    from phenoseq.evaluate.metrics import headline_rows
+
+    rows = headline_rows(metrics, split, profile)
+    split = rows[0]["split"]
+    table = Table(title=f"treatment identification, {metrics['splits'][split]['label']} test split ({split}), "
+                        f"{profile}-cell profiles (balanced accuracy)")
+    for col in ("method", "imaging", "imaging+real", "imaging+synthetic", "gap recovered [95% CI]",
+                "energy ratio", "localisation"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+
+    def f(x) -> str:
+        return "n/a" if x is None else f"{x:.3f}"
+
+    for r in rows:
+        ci = r["gap_ci"]
+        gap = f(r["gap_recovered"]) + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci[0] is not None else "")
+        table.add_row(r["method"], f(r["imaging"]), f(r["imaging+real"]), f(r["imaging+synthetic"]), gap,
+                      f(r["energy_ratio"]), f(r["localisation"]))
+    console.print(table)
+
+
+def _synthetic_args(values: list[str]) -> list[tuple[str | None, Path]]:
+    """``PATH`` or ``NAME=PATH`` → (name or None, path)."""
+    out = []
+    for value in values:
+        name, sep, path = value.partition("=")
+        if sep and name and not Path(value).exists():
+            out.append((name, Path(path)))
+        else:
+            out.append((None, Path(value)))
+    return out
+
+
+def _load_rna_space(model: Optional[Path], rna_space: Optional[Path]):
+    if (model is None) == (rna_space is None):
+        raise PhenoseqError("pass exactly one of --model MODEL_DIR (a saved phenoseq model) or --rna-space DIR")
+    if rna_space is not None:
+        from phenoseq.rna.space import RNASpace
+
+        return RNASpace.load(rna_space)
+    from phenoseq.model.phenoseq import PhenoSeq
+
+    return PhenoSeq.load(model).rna_space
+
+
+def evaluate(
+    imaging: Path = typer.Option(..., "--imaging", help="Imaging .h5ad (cells × morphology features)."),
+    rnaseq: Path = typer.Option(..., "--rnaseq", help="RNA .h5ad (cells × genes, raw counts)."),
+    synthetic: list[str] = typer.Option([], "--synthetic", "-s",
+                                        help="Synthetic cells .h5ad, optionally NAME=PATH; repeat for several methods."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Saved phenoseq model directory (gives the RNA space)."),
+    rna_space: Optional[Path] = typer.Option(None, "--rna-space",
+                                             help="Directory with rna_space.json/.safetensors, instead of --model."),
+    baselines: bool = typer.Option(False, "--baselines", help="Also fit and evaluate the ridge and nearest-well baselines."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for metrics.json and arrays.npz."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write report.html into this folder."),
+    cells_per_set: int = typer.Option(10, "--cells-per-set", help="Cells averaged per multi-cell profile."),
+    cells_per_well: int = typer.Option(100, help="Synthetic cells per well the baselines generate."),
+    drop_unpaired: bool = typer.Option(False, help="Drop wells present in one modality only instead of failing."),
+    seed: int = typer.Option(0, help="Seed of profile sampling, pairing, bootstrap and baselines."),
+    quiet: bool = QUIET,
+) -> None:
+    """Treatment identification (bootstrap CIs, gap recovered) and fidelity of synthetic cells."""
+    from phenoseq.evaluate.benchmark import BenchmarkConfig, evaluate_synthetic
+    from phenoseq.evaluate.metrics import write_results
+    from phenoseq.io.files import read_h5ad
+    from phenoseq.io.screen import PairedScreen
+    from phenoseq.progress import RichProgress
+
+    if not synthetic and not baselines:
+        raise PhenoseqError("nothing to evaluate: pass --synthetic FILE (repeatable) and/or --baselines")
+    named = _synthetic_args(synthetic)
+    for _, path in named:
+        if not path.is_file():
+            raise PhenoseqError(f"{path}: no such synthetic-cells file")
+    config = BenchmarkConfig(cells_per_set=cells_per_set, seed=seed)  # validates the numbers before any work
+    progress = RichProgress(quiet)
+    space = _load_rna_space(model, rna_space)
+    screen = PairedScreen.read(imaging, rnaseq, unpaired="drop" if drop_unpaired else "error")
+    sets = {}
+    for name, path in named:
+        adata = read_h5ad(path)
+        name = name or str(adata.uns.get("phenoseq", {}).get("model") or path.stem)
+        if name in sets:
+            raise PhenoseqError(f"two synthetic sets are named {name!r}; name them with --synthetic NAME=PATH")
+        sets[name] = adata
+    if baselines:
+        from phenoseq.generate.baselines import NearestWellBaseline, RidgeBaseline
+
+        wells = screen.wells_in("train") + [w for s in config.test_splits for w in screen.wells_in(s)]
+        imaging_only = screen.subset("imaging", wells).copy()
+        for baseline in (RidgeBaseline(screen, space), NearestWellBaseline(screen, space)):
+            if baseline.name in sets:
+                raise PhenoseqError(f"a synthetic set is already named {baseline.name!r}; rename it with NAME=PATH")
+            sets[baseline.name] = baseline.generate(imaging_only, cells_per_well, seed=seed, progress=progress)
+    result = evaluate_synthetic(screen, sets, space, config, progress)
+    metrics_path = write_results(result, out)
+    report_path = None
+    if report is not None:
+        from phenoseq.report.html import render_report
+
+        report_path = render_report(result, report)
+    if not quiet:
+        print_headline(result.metrics)
+        console.print(f"wrote {metrics_path}" + (f" and {report_path}" if report_path else ""))
+
+
+def report(
+    metrics_dir: Path = typer.Argument(..., help="Folder holding metrics.json (and arrays.npz) from `phenoseq evaluate`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write report.html into."),
+    quiet: bool = QUIET,
+) -> None:
+    """Re-render the HTML report from saved metrics."""
+    from phenoseq.evaluate.metrics import read_results
+    from phenoseq.report.html import render_report
+
+    path = render_report(read_results(metrics_dir), out)
+    if not quiet:
+        console.print(f"wrote {path}")
+
+
+def demo(
+    out: Path = typer.Option(Path("phenoseq-demo"), "--out", "-o", help="Folder for the model, cells, metrics and report."),
+    seed: int = typer.Option(0, help="Seed of the simulation, training, generation and evaluation."),
+    quiet: bool = QUIET,
+) -> None:
+    """Simulate a screen, train the diffusion model, generate, compare with baselines, write a report."""
+    from phenoseq.evaluate.demo import run_demo
+    from phenoseq.progress import RichProgress
+
+    result = run_demo(out, seed=seed, progress=RichProgress(quiet))
+    if not quiet:
+        print_headline(result.result.metrics)
+        err_console.print("time per stage (s): " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items()))
+    console.print(f"report: {result.report_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(evaluate)
+    app.command()(report)
+    app.command()(demo)

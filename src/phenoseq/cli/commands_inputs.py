@@ -1,0 +1,116 @@
+"""``phenoseq convert``: lab formats (CellProfiler, cytominer SQLite, GCT/GCTX, tables, scGeneScope) → standard .h5ad."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from phenoseq.cli.console import console
+
+KIND_HELP = "auto, h5ad, scgenescope, cellprofiler, sqlite, single_cell, gct, gctx, expression (auto: from name/contents; .h5ad → scgenescope)."
+
+
+def _split(value: Optional[str]) -> Optional[list[str]]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def convert(
+    inputs: list[Path] = typer.Argument(..., help="Input file(s) or CellProfiler folder(s), all of one kind."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output .h5ad file (written atomically; never an input)."),
+    kind: str = typer.Option("auto", help=KIND_HELP),
+    platemap: Optional[Path] = typer.Option(None, help="Plate map (well → sample), e.g. JUMP's *_platemap.tsv."),
+    compounds: Optional[Path] = typer.Option(None, help="Compound table keyed like the plate map (adds pert_iname)."),
+    platemap_well: str = typer.Option("well_position", help="Plate-map column of well positions."),
+    platemap_sample: str = typer.Option("broad_sample", help="Plate-map column of sample ids."),
+    platemap_plate: Optional[str] = typer.Option(None, help="Plate-map column of plates, for maps covering several plates."),
+    treatment_column: Optional[str] = typer.Option(None, help="Column(s) giving the treatment (comma-separated are joined with '@')."),
+    replicate_column: Optional[str] = typer.Option(None, help="Column giving the replicate (default: the plate)."),
+    batch_column: Optional[str] = typer.Option(None, help="Column giving the batch (default: the plate)."),
+    plate_column: Optional[str] = typer.Option(None, help="Column of plate barcodes (default Metadata_Plate; det_plate for L1000)."),
+    well_column: Optional[str] = typer.Option(None, help="Column of well positions (default Metadata_Well; det_well for L1000)."),
+    controls: str = typer.Option("DMSO", help="Comma-separated treatments that are negative controls."),
+    compartments: str = typer.Option("Cells,Cytoplasm,Nuclei", help="CellProfiler compartments to merge."),
+    feature_select: bool = typer.Option(True, help="Drop NaN-heavy, near-constant and blocklisted features."),
+    na_cutoff: float = typer.Option(0.05, help="Drop features with more than this fraction of NaN cells."),
+    blocklist: bool = typer.Option(True, help="Drop pycytominer's standard blocklisted features."),
+    normalize: str = typer.Option("mad_robustize", help="Per-plate normalisation: mad_robustize or none."),
+    normalize_against: str = typer.Option("controls", help="Reference cells for normalisation: controls or all."),
+    embedding: Optional[str] = typer.Option(None, help="scGeneScope: obsm key of the embedding (e.g. scGPT)."),
+    modality: str = typer.Option("auto", help="scGeneScope: imaging, rnaseq or auto (counts in X → rnaseq)."),
+    var_names: Optional[str] = typer.Option(None, help="GCT/GCTX: row-metadata field to use as gene names."),
+    sample_column: Optional[str] = typer.Option(None, help="Expression table: column of sample ids."),
+    sample_key: str = typer.Option("Sample_ID", help="obs column naming the well/sample."),
+    treatment_key: str = typer.Option("Treatment", help="obs column naming the treatment."),
+    replicate_key: str = typer.Option("Replicate", help="obs column naming the replicate."),
+    batch_key: str = typer.Option("batch", help="obs column naming the batch."),
+    group_key: str = typer.Option("Group", help="obs column flagging controls."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries."),
+) -> None:
+    """Convert lab formats into phenoseq's standard .h5ad (validated before anything is written)."""
+    from phenoseq.cli.commands_data import keys_options
+    from phenoseq.errors import PhenoseqError
+    from phenoseq.io.files import write_h5ad
+    from phenoseq.io.readers.annotate import Annotation
+    from phenoseq.io.readers.dispatch import BULK_KINDS, IMAGING_KINDS, detect_kind, read_table
+    from phenoseq.io.readers.hygiene import Hygiene
+    from phenoseq.io.screen import modality_problems
+    from phenoseq.progress import RichProgress
+
+    keys = keys_options(sample_key, treatment_key, replicate_key, batch_key, group_key)
+    if out.exists() and out.is_dir():
+        raise PhenoseqError(f"--out {out} is a folder; give a file name ending in .h5ad")
+    if kind == "auto":
+        kinds = {detect_kind(p) for p in inputs}
+        kind = "scgenescope" if kinds == {"h5ad"} else (kinds.pop() if len(kinds) == 1 else "auto")
+    treatments = _split(treatment_column)
+    annotation = Annotation(
+        platemap=platemap, compounds=compounds, platemap_well=platemap_well, platemap_sample=platemap_sample,
+        platemap_plate=platemap_plate,
+        treatment_column=treatments[0] if treatments and len(treatments) == 1 else treatments,
+        replicate_column=replicate_column, batch_column=batch_column, plate_column=plate_column,
+        well_column=well_column, controls=tuple(_split(controls) or ()),
+    )
+    options: dict = {}
+    if kind in IMAGING_KINDS:
+        options["compartments"] = tuple(_split(compartments) or ())
+    elif kind == "scgenescope":
+        options.update(embedding=embedding, modality=modality)
+    elif kind in ("gct", "gctx"):
+        options["var_names"] = var_names
+    elif kind == "expression":
+        options["sample_column"] = sample_column
+    hygiene = Hygiene(
+        feature_select=feature_select, na_cutoff=na_cutoff, blocklist="pycytominer" if blocklist else None,
+        normalize=None if normalize.lower() == "none" else normalize, normalize_against=normalize_against,
+        normalize_by=plate_column,
+    )
+    adata = read_table(inputs, kind, keys=keys, annotation=annotation, hygiene=hygiene,
+                       progress=RichProgress(quiet), **options)
+    info = adata.uns.get("phenoseq_input", {})
+    check = "imaging" if info.get("modality", "imaging") == "imaging" else info.get("rna_kind", "expression")
+    source = str(inputs[0]) if len(inputs) == 1 else f"{inputs[0]} (+{len(inputs) - 1} more)"
+    problems = modality_problems(adata, keys, f"{source} (converted)", check)
+    if problems:
+        hint = ""
+        if any("missing column" in p for p in problems):
+            hint = ("\nGive the treatments with --platemap (and --compounds) or --treatment-column; the replicate and "
+                    "batch default to the plate (--replicate-column / --batch-column).")
+        raise PhenoseqError("the converted data is not a valid phenoseq input; nothing was written:\n- "
+                            + "\n- ".join(problems) + hint)
+    write_h5ad(adata, out, inputs=tuple(inputs))
+    if not quiet:
+        what = "cells × features" if check == "imaging" else ("samples × genes" if kind in BULK_KINDS else "cells × genes")
+        hyg = adata.uns.get("phenoseq_hygiene")
+        console.print(f"wrote {out} ({adata.n_obs} {what.split(' × ')[0]} × {adata.n_vars} {what.split(' × ')[1]}; "
+                      f"{adata.obs[keys.sample].nunique()} wells, {adata.obs[keys.treatment].nunique()} treatments)")
+        if hyg:
+            dropped = {k.removeprefix("dropped_"): (len(v) if isinstance(v, list) else v)
+                       for k, v in hyg.items() if k.startswith("dropped_")}
+            console.print(f"feature hygiene: {hyg['n_features_in']} features in, dropped {dropped}"
+                          + (f"; {hyg['normalize']}" if "normalize" in hyg else ""), highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(convert)

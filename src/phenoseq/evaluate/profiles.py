@@ -1,0 +1,86 @@
+"""Cell tables (features of cells tagged by well) and the profiles classifiers see.
+
+A *single* profile is one cell; a *multi* profile is the mean of a random set of ``N`` cells of one well.
+Concatenated modalities pair each imaging cell with an RNA cell (real or synthetic) of the same well at
+random: the two modalities were measured on different cells, so only the well links them.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def rng_for(seed: int, well: str, purpose: str) -> np.random.Generator:
+    """A generator keyed by seed, well id and purpose, so one well's draws never depend on other wells."""
+    return np.random.default_rng([int(seed), zlib.crc32(str(well).encode()), zlib.crc32(purpose.encode())])
+
+
+@dataclass
+class CellTable:
+    """``X``: ``(n, d)`` float32 features; ``wells``: ``(n,)`` sample id of each row."""
+
+    X: np.ndarray
+    wells: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.X = np.asarray(self.X, dtype=np.float32)
+        self.wells = np.asarray(self.wells).astype(str)
+        if len(self.X) != len(self.wells):
+            raise ValueError(f"{len(self.X)} rows of features but {len(self.wells)} well labels")
+
+    def groups(self) -> dict[str, np.ndarray]:
+        """Sorted well id → row indices."""
+        order = np.argsort(self.wells, kind="stable")
+        names, starts = np.unique(self.wells[order], return_index=True)
+        return dict(zip(names.tolist(), np.split(order, starts[1:])))
+
+    def well_means(self, wells: list[str]) -> np.ndarray:
+        """``(len(wells), d)`` mean feature vector of each listed well."""
+        groups = self.groups()
+        return np.stack([self.X[groups[w]].mean(axis=0) for w in wells])
+
+
+def paired(imaging: CellTable, rna: CellTable, seed: int, purpose: str) -> CellTable:
+    """Each imaging cell concatenated with a random RNA row of the same well: ``(n_imaging, d_img + d_rna)``.
+
+    Wells without RNA rows are left out (callers check coverage beforehand).
+    """
+    rna_groups = rna.groups()
+    parts, wells = [], []
+    for well, rows in imaging.groups().items():
+        pool = rna_groups.get(well)
+        if pool is None:
+            continue
+        pick = pool[rng_for(seed, well, "pair:" + purpose).integers(len(pool), size=len(rows))]
+        parts.append(np.concatenate([imaging.X[rows], rna.X[pick]], axis=1))
+        wells.append(np.full(len(rows), well))
+    return CellTable(np.concatenate(parts), np.concatenate(wells))
+
+
+def single_profiles(table: CellTable, max_per_well: int, seed: int, purpose: str) -> CellTable:
+    """At most ``max_per_well`` random cells of each well (all of them when the well has fewer)."""
+    keep = []
+    for well, rows in table.groups().items():
+        if len(rows) > max_per_well:
+            rows = np.sort(rng_for(seed, well, "single:" + purpose).choice(rows, size=max_per_well, replace=False))
+        keep.append(rows)
+    idx = np.concatenate(keep)
+    return CellTable(table.X[idx], table.wells[idx])
+
+
+def multi_profiles(table: CellTable, cells_per_set: int, sets_per_well: int, seed: int, purpose: str) -> CellTable:
+    """``sets_per_well`` means of ``cells_per_set`` random cells per well: ``(n_wells × sets_per_well, d)``.
+
+    Each set is drawn without replacement (with replacement only when the well is smaller than a set).
+    """
+    X, wells = [], []
+    for well, rows in table.groups().items():
+        rng = rng_for(seed, well, "multi:" + purpose)
+        replace = len(rows) < cells_per_set
+        sets = np.stack([rng.choice(rows, size=cells_per_set, replace=replace) for _ in range(sets_per_well)])
+        X.append(table.X[sets].mean(axis=1))
+        wells.append(np.full(sets_per_well, well))
+    return CellTable(np.concatenate(X), np.concatenate(wells))

@@ -1,0 +1,58 @@
+"""Out-of-distribution scores for imaging wells: how unlike the training wells is a well's morphology?
+
+A well is summarised by the mean of its cells in a PCA of the (standardised) training imaging cells. Its
+score is the distance to the nearest training well, divided by the median distance of a training well to
+its nearest *other* training well. A well is flagged when its score exceeds 1.5 × the largest such
+leave-one-out score among the training wells: farther from every training well than any training well is
+from the rest, by a margin. Synthetic cells of flagged wells extrapolate and deserve less trust.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.distance import cdist
+
+from phenoseq.model.data import WellImaging
+
+
+@dataclass
+class OODScorer:
+    components: np.ndarray  # (k, F)
+    means: np.ndarray  # (W_train, k) training well means in PCA space
+    scale: float
+    threshold: float
+
+    @classmethod
+    def fit(cls, features: np.ndarray, samples: np.ndarray, n_components: int = 20) -> "OODScorer":
+        """Fit on standardised training imaging cells ``(N, F)`` and their sample ids ``(N,)``."""
+        centred = features - features.mean(axis=0)
+        k = min(n_components, *centred.shape)
+        _, _, vt = np.linalg.svd(centred[:: max(1, len(centred) // 20000)], full_matrices=False)
+        components = vt[:k].astype(np.float32)
+        names = np.unique(samples)
+        means = np.stack([(features[samples == s] @ components.T).mean(axis=0) for s in names])
+        if len(means) < 2:
+            return cls(components, means, 1.0, np.inf)
+        d = cdist(means, means)
+        np.fill_diagonal(d, np.inf)
+        loo = d.min(axis=1)
+        scale = float(np.median(loo)) or 1.0
+        return cls(components, means.astype(np.float32), scale, float(1.5 * loo.max() / scale))
+
+    def score(self, imaging: WellImaging) -> np.ndarray:
+        """``(n_wells,)`` scores for the wells of ``imaging`` (in its sorted well order)."""
+        means = np.stack([
+            (imaging.features[s:s + n].numpy() @ self.components.T).mean(axis=0)
+            for s, n in zip(imaging.starts, imaging.counts)
+        ])
+        return (cdist(means, self.means).min(axis=1) / self.scale).astype(np.float32)
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"ood.components": self.components, "ood.means": self.means,
+                "ood.scale": np.array([self.scale], dtype=np.float32)}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], threshold: float) -> "OODScorer":
+        return cls(arrays["ood.components"], arrays["ood.means"], float(arrays["ood.scale"][0]), float(threshold))

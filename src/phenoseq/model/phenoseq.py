@@ -1,0 +1,248 @@
+"""``PhenoSeq``: the model object users hold. Set up on a paired screen, train, generate, save, load.
+
+>>> model = PhenoSeq(screen, preset="cpu", seed=0)
+>>> model.train()
+>>> synthetic = model.generate(imaging_only_adata, cells_per_well=150)
+>>> model.save("my_model"); model = PhenoSeq.load("my_model")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import torch
+
+from phenoseq import __version__
+from phenoseq import progress as progress_mod
+from phenoseq.errors import PhenoseqError
+from phenoseq.generate.ood import OODScorer
+from phenoseq.generate.output import synthetic_adata, well_metadata
+from phenoseq.generate.synthesize import SamplingSettings, sample_latents
+from phenoseq.io.files import atomic_path
+from phenoseq.io.keys import ScreenKeys
+from phenoseq.io.screen import PairedScreen
+from phenoseq.model import checkpoint
+from phenoseq.model.config import ModelConfig
+from phenoseq.model.data import Standardiser, WellImaging
+from phenoseq.model.denoiser import Denoiser
+from phenoseq.model.diffusion import SAMPLERS, Diffusion
+from phenoseq.model.train import Split, Trainer, TrainState
+from phenoseq.rna.space import RNASpace
+
+
+class PhenoSeq:
+    """Image-conditioned diffusion model over an RNA latent space.
+
+    Parameters
+    ----------
+    screen
+        The paired screen to learn from. RNA cells of the training split fit the RNA space and the model;
+        the validation split drives early stopping; test splits are never touched.
+    preset
+        ``"cpu"`` (default), ``"tiny"`` (tests) or ``"paper"`` (published size); see :class:`ModelConfig`.
+    seed
+        Fixes initialisation and training randomness: the same seed and data give the same model.
+    **overrides
+        Any :class:`ModelConfig` field, e.g. ``context_size=32``.
+    """
+
+    def __init__(self, screen: PairedScreen | None, preset: str = "cpu", seed: int = 0, **overrides) -> None:
+        self.config = ModelConfig.preset(preset, **overrides)
+        self.seed = seed
+        self.screen = screen
+        self.history: list[dict] = []
+        if screen is None:  # filled in by load()
+            return
+        c, k = self.config, screen.keys
+        self.keys = k
+        train_wells = screen.wells_in("train")
+        rna_train = screen.subset("rnaseq", train_wells)
+        self.rna_space = RNASpace.fit(rna_train, c.n_latent, c.n_top_genes, input=c.rna_input, seed=seed)
+        self.feature_names = screen.imaging.var_names.tolist()
+        img_train = screen.subset("imaging", train_wells)
+        self.imaging_scaler = Standardiser.fit(img_train.X)
+        self.latent_scaler = Standardiser.fit(self.rna_space.transform(rna_train))
+        self.ood = OODScorer.fit(self.imaging_scaler(img_train.X), img_train.obs[k.sample].astype(str).to_numpy())
+        self._build()
+
+    def _build(self) -> None:
+        c = self.config
+        torch.manual_seed(self.seed)
+        self.denoiser = Denoiser(self.rna_space.n_latent, len(self.feature_names), c.dim, c.depth, c.heads, c.tokens)
+        self.diffusion = Diffusion(prediction=c.prediction)
+        self.trainer = Trainer(self.denoiser, self.diffusion, c, self.seed)
+
+    # -- data -------------------------------------------------------------------------------------------
+    def _imaging(self, adata: ad.AnnData, source: str = "imaging") -> WellImaging:
+        missing = [f for f in self.feature_names if f not in set(adata.var_names)]
+        if missing:
+            raise PhenoseqError(
+                f"{source}: {len(missing)} of the model's {len(self.feature_names)} morphology features are absent "
+                f"(e.g. {missing[:5]}); the imaging data must carry the features the model was trained on."
+            )
+        if self.keys.sample not in adata.obs.columns:
+            raise PhenoseqError(f"{source}: obs has no {self.keys.sample!r} column to group cells into wells")
+        X = adata[:, self.feature_names].X
+        X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
+        if not np.isfinite(X).all():
+            raise PhenoseqError(f"{source}: morphology features contain NaN/inf; clean them before generating")
+        return WellImaging(self.imaging_scaler(X), adata.obs[self.keys.sample].astype(str).to_numpy())
+
+    def _split(self, imaging: WellImaging, split: str) -> Split:
+        wells = self.screen.wells_in(split)
+        rna = self.screen.subset("rnaseq", wells)
+        samples = rna.obs[self.keys.sample].astype(str).to_numpy()
+        latents = self.latent_scaler(self.rna_space.transform(rna))
+        return Split(torch.from_numpy(latents), np.array([imaging.code[s] for s in samples], dtype=np.int64))
+
+    def get_latent_representation(self, rnaseq: ad.AnnData) -> np.ndarray:
+        """``(n_cells, d)`` RNA-space latent of real cells (counts in ``X``), as stored in ``obsm["X_phenoseq"]``."""
+        return self.rna_space.transform(rnaseq)
+
+    # -- training ---------------------------------------------------------------------------------------
+    def train(self, progress: progress_mod.Progress | None = None, max_epochs: int | None = None,
+              checkpoint_dir: str | Path | None = None) -> list[dict]:
+        """Train (or continue training) on the training split; returns the per-epoch history.
+
+        With ``checkpoint_dir`` the model is saved there after training, and after an interruption
+        (Ctrl-C), so that ``PhenoSeq.load(dir).resume(screen)`` continues from the last finished epoch.
+        """
+        if self.screen is None:
+            raise PhenoseqError("this model has no screen attached; use resume(screen) to continue training")
+        wells = self.screen.wells_in("train") + self.screen.wells_in("val")
+        imaging = self._imaging(self.screen.subset("imaging", wells), self.screen.sources[0])
+        train, val = self._split(imaging, "train"), self._split(imaging, "val")
+        try:
+            self.trainer.run(imaging, train, val, progress, max_epochs)
+        finally:
+            self.history = self.trainer.state.history
+            if checkpoint_dir is not None:
+                self.save(checkpoint_dir)
+        self.denoiser_for_sampling()
+        return self.history
+
+    def resume(self, screen: PairedScreen, progress: progress_mod.Progress | None = None,
+               max_epochs: int | None = None, checkpoint_dir: str | Path | None = None) -> list[dict]:
+        """Continue an interrupted training run of a loaded model on the same screen."""
+        if screen.imaging.var_names.tolist() != self.feature_names:
+            raise PhenoseqError("resume needs the screen the model was trained on: its imaging features differ")
+        self.screen = screen
+        return self.train(progress, max_epochs, checkpoint_dir)
+
+    def denoiser_for_sampling(self) -> Denoiser:
+        """The network with the best EMA weights (what generation uses)."""
+        net = Denoiser(self.rna_space.n_latent, len(self.feature_names), self.config.dim, self.config.depth,
+                       self.config.heads, self.config.tokens)
+        net.load_state_dict(self.trainer.best)
+        return net.eval()
+
+    # -- generation -------------------------------------------------------------------------------------
+    def generate(self, imaging: ad.AnnData, cells_per_well: int = 100, seed: int = 0, sampler: str | None = None,
+                 steps: int | None = None, guidance: float | None = None,
+                 progress: progress_mod.Progress | None = None) -> ad.AnnData:
+        """Synthetic RNA cells for every well of ``imaging`` (seen in training or not, with or without RNA).
+
+        Returns AnnData in the output contract (:mod:`phenoseq.generate.output`): ``cells_per_well`` rows per
+        well, ``obsm["X_phenoseq"]`` latents, ``X`` decoded log1p(CP10k) over the model's genes, obs with the
+        well's keys, ``phenoseq_seed``, ``phenoseq_ood_score`` and ``phenoseq_ood`` (the well's morphology is
+        unlike every training well: trust its synthetic cells less).
+        """
+        c = self.config
+        sampler = sampler or c.sampler
+        if sampler not in SAMPLERS:
+            raise PhenoseqError(f"unknown sampler {sampler!r}; choose one of {list(SAMPLERS)}")
+        if cells_per_well < 1:
+            raise PhenoseqError(f"cells_per_well must be at least 1, got {cells_per_well}")
+        wells = self._imaging(imaging)
+        settings = SamplingSettings(cells_per_well, c.context_size, c.pool_size, sampler, steps or c.steps,
+                                    c.guidance if guidance is None else guidance, c.precision, seed)
+        z, samples, seeds = sample_latents(self.denoiser_for_sampling(), self.diffusion, wells, settings,
+                                           self.rna_space.n_latent, progress)
+        latent = self.latent_scaler.inverse(z)
+        score = self.ood.score(wells)
+        per_cell = np.repeat(score, cells_per_well)
+        meta = {"model": "phenoseq-diffusion", "version": __version__, "sampler": sampler, "steps": settings.steps,
+                "guidance": settings.guidance, "seed": seed, "context_size": c.context_size,
+                "ood_threshold": self.ood.threshold}
+        decode = self.rna_space.decode
+        return synthetic_adata(latent, samples, well_metadata(imaging, self.keys), self.keys, seeds, meta,
+                               decode=decode, genes=self.rna_space.genes,
+                               extra_obs={"phenoseq_ood_score": per_cell.astype(np.float32),
+                                          "phenoseq_ood": per_cell > self.ood.threshold})
+
+    # -- persistence ------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.safetensors`` (all tensors) and ``model.json`` (everything else) into ``directory``."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        tensors: dict[str, torch.Tensor] = {}
+        tensors.update({f"net.{k}": v for k, v in self.denoiser.state_dict().items()})
+        tensors.update({f"ema.{k}": v for k, v in self.trainer.ema.state_dict().items()})
+        tensors.update({f"best.{k}": v for k, v in self.trainer.best.items()})
+        optim = self.trainer.optimizer.state_dict()
+        for idx, state in optim["state"].items():
+            for name, value in state.items():
+                tensors[f"optim.{idx}.{name}"] = value if value.ndim else value.reshape(1)
+        rna_tensors, rna_meta = self.rna_space.state()
+        arrays = {**rna_tensors, "imaging.mean": self.imaging_scaler.mean, "imaging.scale": self.imaging_scaler.scale,
+                  "latent.mean": self.latent_scaler.mean, "latent.scale": self.latent_scaler.scale,
+                  **self.ood.state()}
+        tensors.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+        meta = {
+            "format": checkpoint.FORMAT, "format_version": checkpoint.FORMAT_VERSION, "phenoseq_version": __version__,
+            "config": self.config.to_dict(), "seed": self.seed, "keys": self.keys.to_dict(), "rna_space": rna_meta,
+            "feature_names": self.feature_names, "train_state": vars(self.trainer.state),
+            "optimizer": {"param_groups": optim["param_groups"], "state_keys": {str(i): list(s) for i, s in optim["state"].items()}},
+            "ood_threshold": self.ood.threshold,
+        }
+        with atomic_path(directory / "model.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+        with atomic_path(directory / "model.json") as tmp:
+            tmp.write_text(json.dumps(meta, indent=1))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "PhenoSeq":
+        """Load a model saved by :meth:`save`. Only its own safetensors + JSON pair is accepted."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise PhenoseqError(f"{directory}: not a directory; a phenoseq model is a directory with model.safetensors and model.json")
+        meta = checkpoint.read_json(directory / "model.json")
+        raw = checkpoint.read_tensors(directory / "model.safetensors")
+        try:
+            model = cls(None, preset="cpu", seed=int(meta["seed"]), **meta["config"])
+            model.keys = ScreenKeys.from_dict(meta["keys"])
+            arrays = raw
+            model.rna_space = RNASpace.from_state(arrays, meta["rna_space"])
+            model.feature_names = list(meta["feature_names"])
+            model.imaging_scaler = Standardiser(arrays["imaging.mean"], arrays["imaging.scale"])
+            model.latent_scaler = Standardiser(arrays["latent.mean"], arrays["latent.scale"])
+            model.ood = OODScorer.from_state(arrays, meta["ood_threshold"])
+            model._build()
+            tensors = {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
+            model.denoiser.load_state_dict(_prefixed(tensors, "net."))
+            model.trainer.ema.load_state_dict(_prefixed(tensors, "ema."))
+            model.trainer.best = _prefixed(tensors, "best.")
+            opt = meta["optimizer"]
+            state = {int(i): {name: _unscalar(tensors[f"optim.{i}.{name}"], name) for name in names}
+                     for i, names in opt["state_keys"].items()}
+            model.trainer.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
+            model.trainer.state = TrainState(**meta["train_state"])
+            model.history = model.trainer.state.history
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise PhenoseqError(
+                f"{directory}: the checkpoint is incomplete or does not match its description ({type(exc).__name__}: {exc})"
+            ) from exc
+        return model
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _unscalar(value: torch.Tensor, name: str) -> torch.Tensor:
+    return value.reshape(()) if name == "step" else value

@@ -1,0 +1,156 @@
+"""The training loop: AdamW with warm-up and cosine decay, gradient clipping, EMA, validation-based early
+stopping, and a state that can be saved at any epoch boundary and resumed to the same result."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from phenoseq import progress as progress_mod
+from phenoseq.model.config import ModelConfig
+from phenoseq.model.data import WellImaging, make_context
+from phenoseq.model.denoiser import Denoiser
+from phenoseq.model.diffusion import Diffusion
+
+VALIDATION_SEED = 12_345
+
+
+@dataclass
+class Split:
+    """RNA cells of one split: standardised latents ``(N, d)`` and each cell's well code ``(N,)``."""
+
+    latents: torch.Tensor
+    wells: np.ndarray
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training (saved in the checkpoint, so ``resume`` can continue)."""
+
+    epoch: int = 0
+    step: int = 0
+    best_val: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    done: bool = False
+    history: list[dict] = field(default_factory=list)
+
+
+def autocast(precision: str):
+    if precision == "bf16":
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class Trainer:
+    """Owns the optimiser and EMA of a :class:`Denoiser`; ``run`` trains until early stopping or a limit."""
+
+    def __init__(self, denoiser: Denoiser, diffusion: Diffusion, config: ModelConfig, seed: int) -> None:
+        self.net, self.diffusion, self.config, self.seed = denoiser, diffusion, config, seed
+        self.ema = copy.deepcopy(denoiser).requires_grad_(False)
+        self.best = copy.deepcopy(self.ema.state_dict())
+        decay, no_decay = [], []
+        for name, p in denoiser.named_parameters():
+            (no_decay if p.ndim < 2 or "pos" in name or "null" in name else decay).append(p)
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr, betas=(0.9, 0.99),
+        )
+        self.state = TrainState()
+
+    def lr_at(self, step: int, total: int) -> float:
+        c = self.config
+        if step < c.warmup_steps:
+            return c.lr * (step + 1) / c.warmup_steps
+        frac = min(1.0, (step - c.warmup_steps) / max(1, total - c.warmup_steps))
+        return c.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    def loss(self, net: Denoiser, imaging: WellImaging, latents: torch.Tensor, wells: np.ndarray,
+             rng: np.random.Generator, gen: torch.Generator, drop_prob: float) -> torch.Tensor:
+        c = self.config
+        ctx = make_context(net, imaging, wells, c.pool_size, c.context_size, rng, drop_prob)
+        t = torch.rand(len(latents), generator=gen)
+        noise = torch.randn(latents.shape, generator=gen)
+        x_t, target = self.diffusion.noisy(latents, t, noise)
+        pred = net(x_t, t, ctx)
+        return torch.mean((pred.float() - target) ** 2)
+
+    @torch.no_grad()
+    def validate(self, imaging: WellImaging, val: Split) -> float:
+        """Mean loss of the EMA weights on the validation split, with fixed noise (comparable across epochs)."""
+        rng = np.random.default_rng(VALIDATION_SEED)
+        gen = torch.Generator().manual_seed(VALIDATION_SEED)
+        total, n = 0.0, 0
+        bs = self.config.batch_size * 4
+        with autocast(self.config.precision):
+            for start in range(0, len(val.latents), bs):
+                x, w = val.latents[start:start + bs], val.wells[start:start + bs]
+                total += float(self.loss(self.ema, imaging, x, w, rng, gen, 0.0)) * len(x)
+                n += len(x)
+        return total / max(n, 1)
+
+    def _ema_update(self) -> None:
+        decay = min(self.config.ema_decay, (1 + self.state.step) / (10 + self.state.step))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.net.parameters()):
+                e.lerp_(p, 1 - decay)
+
+    def run(self, imaging: WellImaging, train: Split, val: Split | None,
+            progress: progress_mod.Progress | None = None, max_epochs: int | None = None) -> TrainState:
+        """Train from the current state until early stopping, ``max_epochs`` (total), or the time limit."""
+        c, s = self.config, self.state
+        max_epochs = max_epochs or c.max_epochs
+        steps_per_epoch = math.ceil(len(train.latents) / c.batch_size)
+        total_steps = c.max_epochs * steps_per_epoch
+        start = time.monotonic()
+        self.net.train()
+        with progress_mod.get(progress).task("training", total=max_epochs) as bar:
+            bar.update(s.epoch)
+            while not s.done and s.epoch < max_epochs:
+                # Each epoch's randomness depends only on (seed, epoch), so a resumed run repeats it exactly.
+                rng = np.random.default_rng([self.seed, s.epoch])
+                gen = torch.Generator().manual_seed(self.seed * 100_003 + s.epoch)
+                order = rng.permutation(len(train.latents))
+                losses = []
+                for b in range(steps_per_epoch):
+                    idx = order[b * c.batch_size:(b + 1) * c.batch_size]
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = self.lr_at(s.step, total_steps)
+                    with autocast(c.precision):
+                        loss = self.loss(self.net, imaging, train.latents[idx], train.wells[idx], rng, gen,
+                                         c.context_dropout)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
+                    self.optimizer.step()
+                    s.step += 1
+                    self._ema_update()
+                    losses.append(float(loss.detach()))
+                s.epoch += 1
+                record = {"epoch": s.epoch, "train_loss": float(np.mean(losses))}
+                if val is not None and len(val.latents):
+                    record["val_loss"] = self.validate(imaging, val)
+                    if record["val_loss"] < s.best_val - 1e-4:
+                        s.best_val, s.best_epoch, s.bad_epochs = record["val_loss"], s.epoch, 0
+                        self.best = copy.deepcopy(self.ema.state_dict())
+                    else:
+                        s.bad_epochs += 1
+                        s.done = s.bad_epochs >= c.patience
+                else:
+                    self.best = copy.deepcopy(self.ema.state_dict())
+                    s.best_epoch = s.epoch
+                s.history.append(record)
+                info = f"loss {record['train_loss']:.3f}" + (f" val {record['val_loss']:.3f}" if "val_loss" in record else "")
+                bar.update(1, info=info)
+                if c.time_limit is not None and time.monotonic() - start > c.time_limit:
+                    break
+        if s.epoch >= c.max_epochs:
+            s.done = True
+        self.net.eval()
+        return s

@@ -1,0 +1,42 @@
+"""Atomic writes and readable errors for files."""
+
+import pytest
+
+from phenoseq.errors import PhenoseqError
+from phenoseq.io import atomic_path, read_h5ad, write_h5ad
+
+
+def test_round_trip(tmp_path, small_screen_data):
+    imaging, _ = small_screen_data
+    path = write_h5ad(imaging, tmp_path / "a.h5ad")
+    back = read_h5ad(path)
+    assert back.shape == imaging.shape and (back.obs_names == imaging.obs_names).all()
+    backed = read_h5ad(path, backed=True)
+    assert backed.isbacked and backed.shape == imaging.shape
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.txt"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_to_overwrite_an_input(tmp_path):
+    src = tmp_path / "in.h5ad"
+    src.write_text("user data")
+    with pytest.raises(PhenoseqError, match="it is one of the inputs"):
+        with atomic_path(src, inputs=(src,)):
+            pass
+    assert src.read_text() == "user data"
+
+
+def test_read_errors(tmp_path):
+    with pytest.raises(PhenoseqError, match="no such file"):
+        read_h5ad(tmp_path / "missing.h5ad")
+    bad = tmp_path / "bad.h5ad"
+    bad.write_text("not hdf5")
+    with pytest.raises(PhenoseqError, match="not a readable .h5ad"):
+        read_h5ad(bad)

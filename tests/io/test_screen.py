@@ -1,0 +1,129 @@
+"""PairedScreen: pairing by well, splits, and a clear error for every kind of bad input."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from phenoseq.errors import PhenoseqError
+from phenoseq.io import PairedScreen, ScreenKeys
+
+
+def copies(small_screen_data):
+    imaging, rnaseq = small_screen_data
+    return imaging.copy(), rnaseq.copy()
+
+
+def test_pairs_wells_and_splits(small_screen):
+    w = small_screen.wells
+    assert len(w) == 28 * 5
+    assert set(w["split"]) == {"train", "val", "test", "test_he"}
+    assert len(small_screen.wells_in("train")) == 28
+    assert len(small_screen.wells_in("test_he")) == 56
+    assert (w["n_imaging"] > 0).all() and (w["n_rna"] > 0).all()
+    assert small_screen.imaging.X.dtype == np.float32
+    summary = small_screen.summary()
+    assert summary["treatments"] == 28 and summary["wells"] == 140
+
+
+def test_custom_split_map(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    keys = ScreenKeys(splits={"train": ["1", "3"], "test": ["4"]})
+    screen = PairedScreen(imaging, rnaseq, keys=keys)
+    assert len(screen.wells_in("train")) == 56
+    assert (screen.wells["split"] == "none").sum() == 56  # replicates 2 and 5 belong to no split
+
+
+def test_input_is_not_modified(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    before = imaging.obs["Replicate"].dtype
+    PairedScreen(imaging, rnaseq)
+    assert imaging.obs["Replicate"].dtype == before
+
+
+def test_missing_key_column(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    del imaging.obs["Treatment"]
+    with pytest.raises(PhenoseqError, match=r"imaging: obs is missing column\(s\) \['Treatment'\]"):
+        PairedScreen(imaging, rnaseq)
+
+
+def test_configurable_key_names(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    for a in (imaging, rnaseq):
+        a.obs = a.obs.rename(columns={"Sample_ID": "well"})
+    screen = PairedScreen(imaging, rnaseq, keys=ScreenKeys(sample="well"))
+    assert screen.wells.index.name == "well"
+
+
+def test_nan_features(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    imaging.X[3, 2] = np.nan
+    imaging.X[5, 7] = np.inf
+    with pytest.raises(PhenoseqError, match=r"X has 2 NaN/inf values in 2 cells") as err:
+        PairedScreen(imaging, rnaseq)
+    assert imaging.obs_names[3] in str(err.value) and imaging.var_names[7] in str(err.value)
+
+
+def test_non_integer_counts(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    rnaseq.X = sp.csr_matrix(np.log1p(rnaseq.X.toarray()))
+    with pytest.raises(PhenoseqError, match=r"rnaseq: X has \d+ non-integer values .* expected raw counts"):
+        PairedScreen(imaging, rnaseq)
+
+
+def test_negative_counts(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    X = rnaseq.X.toarray()
+    X[0, 0] = -3
+    rnaseq.X = sp.csr_matrix(X)
+    with pytest.raises(PhenoseqError, match=r"rnaseq: X has 1 negative values \(min -3\)"):
+        PairedScreen(imaging, rnaseq)
+
+
+def test_duplicated_cell_ids(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    names = rnaseq.obs_names.tolist()
+    names[1] = names[0]
+    rnaseq.obs_names = names
+    with pytest.raises(PhenoseqError, match=r"rnaseq: duplicated cell ids \['rna-R1-DMSO-0000'\]"):
+        PairedScreen(imaging, rnaseq)
+
+
+def test_unpaired_wells_error_then_drop(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    rnaseq = rnaseq[rnaseq.obs["Sample_ID"] != "R4-DMSO"].copy()
+    with pytest.raises(PhenoseqError, match=r"1 imaging-only \['R4-DMSO'\].*unpaired='drop'"):
+        PairedScreen(imaging, rnaseq)
+    screen = PairedScreen(imaging, rnaseq, unpaired="drop")
+    assert screen.dropped_wells == {"imaging_only": ["R4-DMSO"], "rna_only": []}
+    assert "R4-DMSO" not in screen.wells.index
+    assert "R4-DMSO" not in set(screen.imaging.obs["Sample_ID"])
+
+
+def test_too_few_cells(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    with pytest.raises(PhenoseqError, match=r"rnaseq: wells \[.*\] \(140 in all\) have fewer than 1000 cells"):
+        PairedScreen(imaging, rnaseq, min_cells=(1, 1000))
+
+
+def test_treatment_missing_from_training_split(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    keep = lambda a: a[~((a.obs["Treatment"] == "DMSO") & (a.obs["Replicate"] == "3")).to_numpy()].copy()
+    with pytest.raises(PhenoseqError, match=r"treatments \['DMSO'\] \(1 in all\) have no paired well in the training split"):
+        PairedScreen(keep(imaging), keep(rnaseq))
+
+
+def test_inconsistent_well_annotation(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    t = rnaseq.obs["Treatment"].astype(str).to_numpy()
+    t[(rnaseq.obs["Sample_ID"] == "R3-DMSO").to_numpy()] = "HDACI-1"
+    rnaseq.obs["Treatment"] = t
+    with pytest.raises(PhenoseqError, match=r"disagree on 'Treatment' for wells \['R3-DMSO'\]"):
+        PairedScreen(imaging, rnaseq)
+
+
+def test_expression_mode_accepts_normalised_values(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    rnaseq.X = np.log1p(rnaseq.X.toarray())
+    screen = PairedScreen(imaging, rnaseq, rna_kind="expression")
+    assert len(screen.wells) == 140
