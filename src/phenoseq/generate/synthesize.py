@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from phenoseq import progress as progress_mod
-from phenoseq.model.data import WellImaging, well_seed
+from phenoseq.model.data import WellImaging, random_sets, well_seed
 from phenoseq.model.denoiser import ContextSet, Denoiser
 from phenoseq.model.diffusion import Diffusion
 from phenoseq.model.train import autocast
@@ -33,38 +33,33 @@ class SamplingSettings:
 
 
 def _well_batch(net: Denoiser, imaging: WellImaging, wells: list[int], s: SamplingSettings, d: int):
-    """Context and starting noise for ``cells_per_well`` cells of each well in ``wells``."""
-    pools, index, noise, seeds = [], [], [], []
-    pool_size = s.pool_size
-    n = min(s.context_size, pool_size)
+    """Context (a grid of wells × ``cells_per_well``) and starting noise for the wells in ``wells``."""
+    pools, member, noise, seeds = [], [], [], []
     for w in wells:
         seed = well_seed(s.seed, str(imaging.names[w]))
         rng = np.random.default_rng(seed)
-        pools.append(imaging.pool(w, pool_size, rng))
-        index.append(np.argsort(rng.random((s.cells_per_well, pool_size)), axis=1)[:, :n])
+        pools.append(imaging.pool(w, s.pool_size, rng))
+        member.append(random_sets(rng, (1, s.cells_per_well), s.pool_size, s.context_size))
         noise.append(torch.randn((s.cells_per_well, d), generator=torch.Generator().manual_seed(seed)))
         seeds.append(seed)
-    k = s.cells_per_well
     ctx = ContextSet(
         tokens=net.encode(torch.stack(pools)),
-        well=torch.arange(len(wells)).repeat_interleave(k),
-        index=torch.from_numpy(np.concatenate(index).astype(np.int64)),
-        drop=torch.zeros(len(wells) * k, dtype=torch.bool),
+        member=torch.from_numpy(np.concatenate(member)),
+        drop=torch.zeros((len(wells), s.cells_per_well), dtype=torch.bool),
     )
-    return ctx, torch.cat(noise), np.repeat(seeds, k)
+    return ctx, torch.cat(noise), np.repeat(seeds, s.cells_per_well)
 
 
 def _guided(net: Denoiser, ctx: ContextSet, guidance: float):
     """The model function for the sampler, with classifier-free guidance when ``guidance != 1``."""
+    cond = net.condition(ctx)
     if guidance == 1.0:
-        cond = net.condition(ctx)
         return lambda x, t: net(x, t, cond).float()
-    both = net.condition(ContextSet(ctx.tokens, torch.cat([ctx.well, ctx.well]), torch.cat([ctx.index, ctx.index]),
-                                    torch.cat([ctx.drop, torch.ones_like(ctx.drop)])))
+    uncond = net.condition(ContextSet(ctx.tokens, ctx.member, torch.ones_like(ctx.drop)))
 
     def fn(x, t):
-        cond, uncond = net(torch.cat([x, x]), torch.cat([t, t]), both).float().chunk(2)
-        return uncond + guidance * (cond - uncond)
+        c, u = net(x, t, cond).float(), net(x, t, uncond).float()
+        return u + guidance * (c - u)
 
     return fn
 

@@ -17,14 +17,15 @@ class ModelConfig:
     dim: int = 128
     depth: int = 3
     heads: int = 4
-    tokens: int = 4
+    tokens: int = 1  # RNA tokens per cell; more tokens buy capacity at a near-linear cost in speed
     # diffusion
     prediction: str = "v"
-    context_size: int = 16  # imaging cells in one RNA cell's context set
-    pool_size: int = 64  # imaging cells encoded per well per batch; sets are drawn from this pool
+    context_size: int = 64  # imaging cells in one RNA cell's context set
+    pool_size: int = 128  # imaging cells encoded per well per batch; sets are drawn from this pool
     context_dropout: float = 0.1  # for classifier-free guidance
     # training
     batch_size: int = 512
+    cells_per_well: int = 16  # RNA cells of one well in a batch (they share the well's encoded pool)
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 100

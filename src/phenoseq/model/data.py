@@ -7,6 +7,7 @@ its well, drawn afresh every time it is seen.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,26 +58,59 @@ def make_context(
     denoiser: Denoiser,
     imaging: WellImaging,
     wells: np.ndarray,
+    cells_per_well: int,
     pool_size: int,
     context_size: int,
     rng: np.random.Generator,
     drop_prob: float = 0.0,
 ) -> ContextSet:
-    """Encode each distinct well of ``wells`` (``(B,)`` well codes) once and draw each cell's context set.
-
-    Every RNA cell gets its own random ``context_size`` cells out of its well's encoded pool of ``pool_size``.
-    """
-    unique, inverse = np.unique(wells, return_inverse=True)
-    pools = torch.stack([imaging.pool(w, pool_size, rng) for w in unique])
-    n = min(context_size, pool_size)
-    index = np.argsort(rng.random((len(wells), pool_size)), axis=1)[:, :n]
-    drop = rng.random(len(wells)) < drop_prob
+    """Encode a pool of each well in ``wells`` (``(W,)`` codes) once; give each of its ``cells_per_well`` RNA
+    cells its own random set of ``context_size`` pool cells."""
+    pools = torch.stack([imaging.pool(w, pool_size, rng) for w in wells])
     return ContextSet(
         tokens=denoiser.encode(pools),
-        well=torch.from_numpy(inverse.astype(np.int64)),
-        index=torch.from_numpy(index.astype(np.int64)),
-        drop=torch.from_numpy(drop),
+        member=torch.from_numpy(random_sets(rng, (len(wells), cells_per_well), pool_size, context_size)),
+        drop=torch.from_numpy(rng.random((len(wells), cells_per_well)) < drop_prob),
     )
+
+
+def random_sets(rng: np.random.Generator, shape: tuple[int, int], pool_size: int, set_size: int) -> np.ndarray:
+    """``shape + (pool_size,)`` bool masks, each with ``min(set_size, pool_size)`` random members."""
+    n = min(set_size, pool_size)
+    chosen = np.argsort(rng.random((*shape, pool_size)), axis=-1)[..., :n]
+    member = np.zeros((*shape, pool_size), dtype=bool)
+    np.put_along_axis(member, chosen, True, axis=-1)
+    return member
+
+
+class WellBatches:
+    """Batches of RNA cells laid out as a grid of wells × cells, so each well's pool is encoded once per batch.
+
+    ``wells``: ``(N,)`` well code of every RNA cell. A batch takes ``cells_per_well`` cells from each of up to
+    ``batch_size // cells_per_well`` wells (all wells when there are fewer, with more cells each). Cells of a
+    well are visited in a fresh random order each pass, so an epoch sees each cell about once.
+    """
+
+    def __init__(self, wells: np.ndarray, batch_size: int, cells_per_well: int = 16) -> None:
+        self.codes, inverse = np.unique(wells, return_inverse=True)
+        self.members = [np.flatnonzero(inverse == i) for i in range(len(self.codes))]
+        self.n_wells = min(len(self.codes), max(1, batch_size // cells_per_well))
+        self.cells_per_well = max(1, batch_size // self.n_wells) if self.n_wells < batch_size // cells_per_well \
+            else cells_per_well
+        self.steps = max(1, math.ceil(len(wells) / (self.n_wells * self.cells_per_well)))
+
+    def epoch(self, rng: np.random.Generator):
+        """Yield ``(well codes (W,), cell indices (W, C))`` for one epoch."""
+        queues = [rng.permutation(m) for m in self.members]
+        heads = np.zeros(len(queues), dtype=np.int64)
+        for _ in range(self.steps):
+            chosen = np.sort(rng.choice(len(self.codes), self.n_wells, replace=False))
+            idx = np.empty((self.n_wells, self.cells_per_well), dtype=np.int64)
+            for row, w in enumerate(chosen):
+                take = (heads[w] + np.arange(self.cells_per_well)) % len(queues[w])
+                idx[row] = queues[w][take]
+                heads[w] += self.cells_per_well
+            yield self.codes[chosen], idx
 
 
 def well_seed(seed: int, sample: str) -> int:

@@ -3,17 +3,19 @@ of imaging cells of the same well.
 
 Shapes used throughout::
 
-    B  RNA cells in a batch            d  RNA latent size
     W  wells in a batch                F  morphology features
-    P  imaging cells encoded per well  n  imaging cells in one RNA cell's context set
-    T  RNA tokens per cell             D  model width
+    C  RNA cells per well in a batch   P  imaging cells encoded per well (the well's pool)
+    B  = W·C RNA cells, well-major     n  imaging cells in one RNA cell's context set (n ≤ P)
+    T  RNA tokens per cell             D  model width;  d  RNA latent size
 
 How the pieces fit:
 
-1. ``ContextEncoder`` turns each imaging cell into a token, *independently*, so a well's cells are
-   encoded once per batch (``(W, P, F) → (W, P, D)``) and reused by every RNA cell of that well.
-2. Each RNA cell gathers its own random set of ``n`` of its well's tokens (``ContextSet``). Attention over a
-   set, and its mean, do not depend on the order of the set: the denoiser is permutation-invariant in it.
+1. ``ContextEncoder`` turns each imaging cell into a token, *independently*, so a well's pool is encoded
+   once per batch (``(W, P, F) → (W, P, D)``) and reused by every RNA cell of that well.
+2. Each RNA cell has its own random set of ``n`` pool cells, given as a membership mask ``(W, C, P)``.
+   Cross-attention runs per well — the ``C`` cells' queries against the well's ``P`` keys, masked to each
+   cell's set — so no per-cell copy of keys and values is ever made. Attention over a set, and its mean,
+   do not depend on the order of the set: the denoiser is permutation-invariant in it.
 3. ``Block``: self-attention among the RNA cell's ``T`` tokens, cross-attention from those tokens to the
    context set (plus a learned "no context" token, which is all that is left when the context is dropped
    for classifier-free guidance), then an MLP; every sub-layer is modulated by adaptive layer norm
@@ -32,21 +34,20 @@ from torch import nn
 
 @dataclass
 class ContextSet:
-    """The context of a batch: encoded well pools and, per RNA cell, which tokens form its set.
+    """The context of a batch laid out as a grid of W wells × C RNA cells.
 
-    ``tokens``: ``(W, P, D)``; ``well``: ``(B,)`` row of ``tokens`` for each RNA cell; ``index``: ``(B, n)``
-    positions in that row; ``drop``: ``(B,)`` bool, True where the context is hidden (guidance training /
+    ``tokens``: ``(W, P, D)`` encoded pools; ``member``: ``(W, C, P)`` bool, which pool cells form each RNA
+    cell's set; ``drop``: ``(W, C)`` bool, True where the context is hidden (guidance training / the
     unconditional pass).
     """
 
     tokens: torch.Tensor
-    well: torch.Tensor
-    index: torch.Tensor
+    member: torch.Tensor
     drop: torch.Tensor
 
-    def gather(self, per_well: torch.Tensor) -> torch.Tensor:
-        """``(W, P, X)`` per-token values → ``(B, n, X)`` for each RNA cell's set."""
-        return per_well[self.well[:, None], self.index]
+    @property
+    def cells_per_well(self) -> int:
+        return self.member.shape[1]
 
 
 @dataclass
@@ -83,15 +84,15 @@ def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torc
 class Block(nn.Module):
     """Self-attention, cross-attention to the context set, MLP; each under adaLN (DiT-style, zero-init gates)."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0) -> None:
+    def __init__(self, dim: int, heads: int, tokens_per_cell: int, mlp_ratio: float = 4.0) -> None:
         super().__init__()
-        self.heads = heads
+        self.heads, self.tokens_per_cell = heads, tokens_per_cell
         self.norm1 = nn.LayerNorm(dim, elementwise_affine=False)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj_self = nn.Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False)
         self.q_cross = nn.Linear(dim, dim)
-        self.kv_cross = nn.Linear(dim, 2 * dim)  # applied to well pools, then gathered
+        self.kv_cross = nn.Linear(dim, 2 * dim)  # applied to each well pool once, shared by its cells
         self.null_kv = nn.Parameter(torch.zeros(1, 1, 2 * dim))
         self.proj_cross = nn.Linear(dim, dim)
         self.norm3 = nn.LayerNorm(dim, elementwise_affine=False)
@@ -110,16 +111,17 @@ class Block(nn.Module):
         b, h, s, dh = out.shape
         return out.transpose(1, 2).reshape(b, s, h * dh)
 
-    def context_kv(self, ctx: ContextSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Keys, values and mask of the cross-attention for each RNA cell's set (fixed across sampling steps)."""
-        kv = ctx.gather(self.kv_cross(ctx.tokens))  # (B, n, 2D): projected once per pool token, then gathered
-        kv = torch.cat([self.null_kv.expand(len(kv), 1, -1).to(kv.dtype), kv], dim=1)
+    def context_kv(self, ctx: ContextSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Keys, values ``(W, heads, 1 + P, D/heads)`` and mask ``(W, 1, C·T, 1 + P)``; fixed across sampling steps."""
+        w, c, p = ctx.member.shape
+        kv = self.kv_cross(ctx.tokens)  # projected once per pool token
+        kv = torch.cat([self.null_kv.expand(w, 1, -1).to(kv.dtype), kv], dim=1)
         k, v = kv.chunk(2, dim=-1)
-        if not bool(ctx.drop.any()):
-            return self._heads(k), self._heads(v), None
-        # The null token is always visible; the set is hidden where the context is dropped.
-        keep = torch.cat([torch.ones_like(ctx.drop[:, None]), ~ctx.drop[:, None].expand(-1, kv.shape[1] - 1)], dim=1)
-        return self._heads(k), self._heads(v), keep[:, None, None, :]
+        # The null token is always visible; a cell sees its own set unless its context is dropped.
+        visible = ctx.member & ~ctx.drop[..., None]
+        mask = torch.cat([torch.ones_like(visible[..., :1]), visible], dim=-1)  # (W, C, 1 + P)
+        mask = mask.repeat_interleave(self.tokens_per_cell, dim=1)[:, None]
+        return self._heads(k), self._heads(v), mask
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, kvm: tuple) -> torch.Tensor:
         s1, c1, g1, s2, c2, g2, s3, c3, g3 = self.ada(F.silu(cond)).chunk(9, dim=-1)
@@ -129,7 +131,10 @@ class Block(nn.Module):
 
         h = _modulate(self.norm2(x), s2, c2)
         k, v, mask = kvm
-        x = x + g2[:, None] * self.proj_cross(self._attend(self._heads(self.q_cross(h)), k, v, mask))
+        b, t, d = h.shape
+        q = self._heads(self.q_cross(h).reshape(k.shape[0], -1, d))  # the C·T queries of each well together
+        out = self._attend(q, k, v, mask).reshape(b, t, d)
+        x = x + g2[:, None] * self.proj_cross(out)
 
         h = _modulate(self.norm3(x), s3, c3)
         return x + g3[:, None] * self.mlp(h)
@@ -151,7 +156,7 @@ class Denoiser(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
         self.inp = nn.Linear(latent_dim, tokens * dim)
         self.pos = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
-        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
+        self.blocks = nn.ModuleList(Block(dim, heads, tokens) for _ in range(depth))
         self.norm_out = nn.LayerNorm(dim, elementwise_affine=False)
         self.ada_out = nn.Linear(dim, 2 * dim)
         self.out = nn.Linear(tokens * dim, latent_dim)
@@ -165,8 +170,11 @@ class Denoiser(nn.Module):
 
     def condition(self, ctx: ContextSet) -> Conditioning:
         """Everything the network needs from a context set; computed once, reused at every sampling step."""
-        summary = ctx.gather(ctx.tokens).mean(dim=1)  # order-free summary of the set
-        summary = torch.where(ctx.drop[:, None], self.null_context.to(summary.dtype).expand_as(summary), summary)
+        member = ctx.member.to(ctx.tokens.dtype)
+        summary = (member @ ctx.tokens) / member.sum(dim=-1, keepdim=True)  # (W, C, D): order-free set mean
+        summary = summary.reshape(-1, self.dim)
+        drop = ctx.drop.reshape(-1, 1)
+        summary = torch.where(drop, self.null_context.to(summary.dtype).expand_as(summary), summary)
         return Conditioning(self.pool_proj(summary), [block.context_kv(ctx) for block in self.blocks])
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, ctx: ContextSet | Conditioning) -> torch.Tensor:

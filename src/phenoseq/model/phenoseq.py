@@ -141,7 +141,7 @@ class PhenoSeq:
 
     # -- generation -------------------------------------------------------------------------------------
     def generate(self, imaging: ad.AnnData, cells_per_well: int = 100, seed: int = 0, sampler: str | None = None,
-                 steps: int | None = None, guidance: float | None = None,
+                 steps: int | None = None, guidance: float | None = None, context_size: int | None = None,
                  progress: progress_mod.Progress | None = None) -> ad.AnnData:
         """Synthetic RNA cells for every well of ``imaging`` (seen in training or not, with or without RNA).
 
@@ -149,6 +149,8 @@ class PhenoSeq:
         well, ``obsm["X_phenoseq"]`` latents, ``X`` decoded log1p(CP10k) over the model's genes, obs with the
         well's keys, ``phenoseq_seed``, ``phenoseq_ood_score`` and ``phenoseq_ood`` (the well's morphology is
         unlike every training well: trust its synthetic cells less).
+
+        ``context_size`` sets how many imaging cells condition each synthetic cell (default: as in training).
         """
         c = self.config
         sampler = sampler or c.sampler
@@ -157,7 +159,8 @@ class PhenoSeq:
         if cells_per_well < 1:
             raise PhenoseqError(f"cells_per_well must be at least 1, got {cells_per_well}")
         wells = self._imaging(imaging)
-        settings = SamplingSettings(cells_per_well, c.context_size, c.pool_size, sampler, steps or c.steps,
+        n = context_size or c.context_size
+        settings = SamplingSettings(cells_per_well, n, max(n, c.pool_size), sampler, steps or c.steps,
                                     c.guidance if guidance is None else guidance, c.precision, seed)
         z, samples, seeds = sample_latents(self.denoiser_for_sampling(), self.diffusion, wells, settings,
                                            self.rna_space.n_latent, progress)
@@ -165,7 +168,7 @@ class PhenoSeq:
         score = self.ood.score(wells)
         per_cell = np.repeat(score, cells_per_well)
         meta = {"model": "phenoseq-diffusion", "version": __version__, "sampler": sampler, "steps": settings.steps,
-                "guidance": settings.guidance, "seed": seed, "context_size": c.context_size,
+                "guidance": settings.guidance, "seed": seed, "context_size": n,
                 "ood_threshold": self.ood.threshold}
         decode = self.rna_space.decode
         return synthetic_adata(latent, samples, well_metadata(imaging, self.keys), self.keys, seeds, meta,

@@ -14,7 +14,7 @@ import torch
 
 from phenoseq import progress as progress_mod
 from phenoseq.model.config import ModelConfig
-from phenoseq.model.data import WellImaging, make_context
+from phenoseq.model.data import WellBatches, WellImaging, make_context
 from phenoseq.model.denoiser import Denoiser
 from phenoseq.model.diffusion import Diffusion
 
@@ -71,10 +71,12 @@ class Trainer:
         frac = min(1.0, (step - c.warmup_steps) / max(1, total - c.warmup_steps))
         return c.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    def loss(self, net: Denoiser, imaging: WellImaging, latents: torch.Tensor, wells: np.ndarray,
+    def loss(self, net: Denoiser, imaging: WellImaging, split: Split, wells: np.ndarray, idx: np.ndarray,
              rng: np.random.Generator, gen: torch.Generator, drop_prob: float) -> torch.Tensor:
+        """Diffusion loss of the RNA cells ``idx`` (``(W, C)`` rows of ``split``), which belong to ``wells``."""
         c = self.config
-        ctx = make_context(net, imaging, wells, c.pool_size, c.context_size, rng, drop_prob)
+        ctx = make_context(net, imaging, wells, idx.shape[1], c.pool_size, c.context_size, rng, drop_prob)
+        latents = split.latents[torch.from_numpy(idx.reshape(-1))]
         t = torch.rand(len(latents), generator=gen)
         noise = torch.randn(latents.shape, generator=gen)
         x_t, target = self.diffusion.noisy(latents, t, noise)
@@ -86,14 +88,12 @@ class Trainer:
         """Mean loss of the EMA weights on the validation split, with fixed noise (comparable across epochs)."""
         rng = np.random.default_rng(VALIDATION_SEED)
         gen = torch.Generator().manual_seed(VALIDATION_SEED)
-        total, n = 0.0, 0
-        bs = self.config.batch_size * 4
+        batches = WellBatches(val.wells, self.config.batch_size * 4, self.config.cells_per_well)
+        losses = []
         with autocast(self.config.precision):
-            for start in range(0, len(val.latents), bs):
-                x, w = val.latents[start:start + bs], val.wells[start:start + bs]
-                total += float(self.loss(self.ema, imaging, x, w, rng, gen, 0.0)) * len(x)
-                n += len(x)
-        return total / max(n, 1)
+            for wells, idx in batches.epoch(rng):
+                losses.append(float(self.loss(self.ema, imaging, val, wells, idx, rng, gen, 0.0)))
+        return float(np.mean(losses))
 
     def _ema_update(self) -> None:
         decay = min(self.config.ema_decay, (1 + self.state.step) / (10 + self.state.step))
@@ -106,8 +106,8 @@ class Trainer:
         """Train from the current state until early stopping, ``max_epochs`` (total), or the time limit."""
         c, s = self.config, self.state
         max_epochs = max_epochs or c.max_epochs
-        steps_per_epoch = math.ceil(len(train.latents) / c.batch_size)
-        total_steps = c.max_epochs * steps_per_epoch
+        batches = WellBatches(train.wells, c.batch_size, c.cells_per_well)
+        total_steps = c.max_epochs * batches.steps
         start = time.monotonic()
         self.net.train()
         with progress_mod.get(progress).task("training", total=max_epochs) as bar:
@@ -116,15 +116,12 @@ class Trainer:
                 # Each epoch's randomness depends only on (seed, epoch), so a resumed run repeats it exactly.
                 rng = np.random.default_rng([self.seed, s.epoch])
                 gen = torch.Generator().manual_seed(self.seed * 100_003 + s.epoch)
-                order = rng.permutation(len(train.latents))
                 losses = []
-                for b in range(steps_per_epoch):
-                    idx = order[b * c.batch_size:(b + 1) * c.batch_size]
+                for wells, idx in batches.epoch(rng):
                     for group in self.optimizer.param_groups:
                         group["lr"] = self.lr_at(s.step, total_steps)
                     with autocast(c.precision):
-                        loss = self.loss(self.net, imaging, train.latents[idx], train.wells[idx], rng, gen,
-                                         c.context_dropout)
+                        loss = self.loss(self.net, imaging, train, wells, idx, rng, gen, c.context_dropout)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)

@@ -1,0 +1,111 @@
+"""``phenoseq train`` and ``phenoseq generate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from phenoseq.cli.commands_data import QUIET, keys_options
+from phenoseq.cli.console import console
+
+
+def _settings(pairs: list[str]) -> dict:
+    """``["context_size=32", "lr=1e-3"]`` → ``{"context_size": 32, "lr": 0.001}`` (JSON values, else strings)."""
+    import json
+
+    from phenoseq.errors import PhenoseqError
+
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise PhenoseqError(f"--set expects NAME=VALUE, got {pair!r}")
+        name, value = pair.split("=", 1)
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
+
+
+def train(
+    imaging: Path = typer.Option(..., "--imaging", "-i", help="Imaging .h5ad (cells × morphology features)."),
+    rnaseq: Path = typer.Option(..., "--rnaseq", "-r", help="RNA .h5ad (cells × genes, raw counts)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write (model.safetensors + model.json)."),
+    preset: str = typer.Option("cpu", help="Model size: cpu, tiny or paper."),
+    seed: int = typer.Option(0, help="Random seed."),
+    max_epochs: Optional[int] = typer.Option(None, help="Stop after this many epochs (default: the preset's)."),
+    time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds, keeping the best weights."),
+    resume: bool = typer.Option(False, help="Continue the interrupted run saved in --out."),
+    drop_unpaired: bool = typer.Option(False, help="Drop wells present in one modality only."),
+    expression: bool = typer.Option(False, help="The RNA file holds normalised expression (e.g. bulk), not counts."),
+    set_: list[str] = typer.Option([], "--set", help="Override a model setting, e.g. --set context_size=32."),
+    sample_key: str = typer.Option("Sample_ID", help="obs column naming the well/sample."),
+    treatment_key: str = typer.Option("Treatment", help="obs column naming the treatment."),
+    replicate_key: str = typer.Option("Replicate", help="obs column naming the replicate."),
+    batch_key: str = typer.Option("batch", help="obs column naming the batch."),
+    group_key: str = typer.Option("Group", help="obs column flagging controls."),
+    quiet: bool = QUIET,
+) -> None:
+    """Train the image-conditioned diffusion model on the training split of a paired screen."""
+    from phenoseq.errors import PhenoseqError
+    from phenoseq.io import PairedScreen
+    from phenoseq.model.phenoseq import PhenoSeq
+    from phenoseq.progress import RichProgress
+
+    if out.resolve() in (imaging.resolve(), rnaseq.resolve()):
+        raise PhenoseqError(f"refusing to write the model to {out}: it is one of the inputs")
+    keys = keys_options(sample_key, treatment_key, replicate_key, batch_key, group_key)
+    screen = PairedScreen.read(imaging, rnaseq, keys=keys, unpaired="drop" if drop_unpaired else "error",
+                               rna_kind="expression" if expression else "counts")
+    progress = RichProgress(quiet)
+    if resume:
+        model = PhenoSeq.load(out)
+        model.resume(screen, progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
+    else:
+        if out.exists() and any(out.iterdir()):
+            raise PhenoseqError(f"{out} exists and is not empty; choose a new directory, or pass --resume to continue")
+        overrides = _settings(set_)
+        if time_limit is not None:
+            overrides["time_limit"] = time_limit
+        if expression:
+            overrides["rna_input"] = "expression"
+        model = PhenoSeq(screen, preset=preset, seed=seed, **overrides)
+        model.train(progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
+    if not quiet:
+        s = model.trainer.state
+        console.print(f"trained {s.epoch} epochs (best validation loss {s.best_val:.4f} at epoch {s.best_epoch}); "
+                      f"model saved to {out}")
+
+
+def generate(
+    model_dir: Path = typer.Option(..., "--model", "-m", help="Model directory written by phenoseq train."),
+    imaging: Path = typer.Option(..., "--imaging", "-i", help="Imaging .h5ad of the wells to generate for."),
+    out: Path = typer.Option(..., "--out", "-o", help="Synthetic-cell .h5ad to write."),
+    cells_per_well: int = typer.Option(100, help="Synthetic cells per well."),
+    seed: int = typer.Option(0, help="Random seed: the same seed gives the same cells."),
+    sampler: Optional[str] = typer.Option(None, help="dpm++2m (default, fast) or ddim."),
+    steps: Optional[int] = typer.Option(None, help="Sampling steps (default: the model's, 12 for dpm++2m)."),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none)."),
+    quiet: bool = QUIET,
+) -> None:
+    """Generate synthetic single-cell transcriptomes for every well of an imaging file."""
+    from phenoseq.io import read_h5ad, write_h5ad
+    from phenoseq.model.phenoseq import PhenoSeq
+    from phenoseq.progress import RichProgress
+
+    model = PhenoSeq.load(model_dir)
+    adata = read_h5ad(imaging)
+    syn = model.generate(adata, cells_per_well=cells_per_well, seed=seed, sampler=sampler, steps=steps,
+                         guidance=guidance, progress=RichProgress(quiet))
+    write_h5ad(syn, out, inputs=(imaging,))
+    if not quiet:
+        n_ood = int(syn.obs.groupby(model.keys.sample, observed=True)["phenoseq_ood"].first().sum())
+        console.print(f"wrote {out}: {syn.n_obs} synthetic cells for {syn.obs[model.keys.sample].nunique()} wells "
+                      f"({n_ood} wells flagged out-of-distribution)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(train)
+    app.command()(generate)

@@ -1,0 +1,86 @@
+"""``phenoseq evaluate`` and ``phenoseq report`` through the real entry point (exit codes included)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from phenoseq.cli import main
+
+
+def run(monkeypatch, *args) -> int:
+    monkeypatch.setattr(sys, "argv", ["phenoseq", *map(str, args)])
+    with pytest.raises(SystemExit) as exc:
+        main()
+        sys.exit(0)
+    return int(exc.value.code or 0)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, screen, space, oracle):
+    from phenoseq.io import write_h5ad
+
+    d = tmp_path_factory.mktemp("cli")
+    write_h5ad(screen.imaging, d / "imaging.h5ad")
+    write_h5ad(screen.rnaseq, d / "rnaseq.h5ad")
+    write_h5ad(oracle, d / "oracle.h5ad")
+    space.save(d / "space")
+    no_latent = oracle.copy()
+    del no_latent.obsm["X_phenoseq"]
+    write_h5ad(no_latent, d / "no_latent.h5ad")
+    narrow = oracle.copy()
+    narrow.obsm["X_phenoseq"] = np.ascontiguousarray(oracle.obsm["X_phenoseq"][:, :3])
+    write_h5ad(narrow, d / "narrow.h5ad")
+    foreign = oracle.copy()
+    obs = foreign.obs.copy()
+    obs["Sample_ID"] = obs["Sample_ID"].astype(str).str.replace("R4-", "R9-")
+    foreign.obs = obs
+    write_h5ad(foreign, d / "foreign.h5ad")
+    return d
+
+
+def test_evaluate_writes_metrics_and_report(monkeypatch, files, tmp_path, capsys):
+    code = run(monkeypatch, "evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad",
+               "--synthetic", f"truth={files / 'oracle.h5ad'}", "--baselines", "--rna-space", files / "space",
+               "--out", tmp_path / "out", "--report", tmp_path / "rep", "--cells-per-set", 5, "--cells-per-well", 20)
+    assert code == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["methods"] == ["truth", "ridge", "nearest_well"]
+    assert metrics["config"]["cells_per_set"] == 5
+    for method in metrics["methods"]:
+        for modality in ("synthetic_rna", "real_to_synthetic", "imaging+synthetic"):
+            entry = metrics["accuracy"][method][modality]["test"]["single"]
+            assert set(entry) == {"balanced_accuracy", "ci", "n_wells", "n_profiles"}
+        assert set(metrics["gap_recovered"][method]["test_he"]) == {"single", "multi"}
+        assert "energy_ratio_median" in metrics["fidelity"][method]["test"]
+    assert (tmp_path / "out" / "arrays.npz").is_file()
+    assert (tmp_path / "rep" / "report.html").is_file()
+    out = capsys.readouterr().out
+    assert "WE test split" in out and "truth" in out and "ridge" in out
+
+    assert run(monkeypatch, "report", tmp_path / "out", "--out", tmp_path / "rep2", "--quiet") == 0
+    assert (tmp_path / "rep2" / "report.html").is_file()
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("no_latent.h5ad", "X_phenoseq"),
+    ("narrow.h5ad", "dimensions"),
+    ("foreign.h5ad", "not in the imaging data"),
+    ("missing.h5ad", "no such"),
+])
+def test_bad_synthetic_exits_2_and_writes_nothing(monkeypatch, files, tmp_path, capsys, bad, message):
+    code = run(monkeypatch, "evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad",
+               "--synthetic", files / bad, "--rna-space", files / "space", "--out", tmp_path / "out", "--quiet")
+    assert code == 2
+    assert message in capsys.readouterr().err.replace("\n", " ")
+    assert not (tmp_path / "out").exists()
+
+
+def test_needs_exactly_one_rna_space_source(monkeypatch, files, tmp_path, capsys):
+    code = run(monkeypatch, "evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad",
+               "--synthetic", files / "oracle.h5ad", "--out", tmp_path / "out", "--quiet")
+    assert code == 2 and "--model" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,170 @@
+"""The PhenoSeq object: training, the output contract, determinism, save/load, resume, unsafe files."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from phenoseq import PhenoSeq
+from phenoseq.errors import PhenoseqError
+from phenoseq.generate import LATENT_KEY
+
+
+@pytest.fixture(scope="module")
+def trained(small_screen_data, tmp_path_factory):
+    from phenoseq.io import PairedScreen
+
+    imaging, rnaseq = small_screen_data
+    screen = PairedScreen(imaging.copy(), rnaseq.copy())
+    model = PhenoSeq(screen, preset="tiny", seed=0)
+    model.train(max_epochs=3)
+    return screen, model
+
+
+def test_training_history(trained):
+    _, model = trained
+    assert [h["epoch"] for h in model.history] == [1, 2, 3]
+    assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in model.history)
+
+
+def test_output_contract(trained):
+    screen, model = trained
+    imaging = screen.subset("imaging", screen.wells_in("test")[:3])
+    syn = model.generate(imaging, cells_per_well=7, seed=3)
+    assert syn.n_obs == 21
+    assert syn.obsm[LATENT_KEY].shape == (21, model.rna_space.n_latent)
+    assert list(syn.var_names) == model.rna_space.genes
+    assert syn.X.shape == (21, len(model.rna_space.genes)) and (syn.X >= 0).all()
+    for col in ("Sample_ID", "Treatment", "Replicate", "batch", "Group", "phenoseq_seed", "phenoseq_ood",
+                "phenoseq_ood_score"):
+        assert col in syn.obs.columns
+    first = syn.obs.iloc[0]
+    well = imaging.obs[imaging.obs["Sample_ID"] == first["Sample_ID"]].iloc[0]
+    assert first["Treatment"] == well["Treatment"] and first["Replicate"] == well["Replicate"]
+    meta = syn.uns["phenoseq"]
+    assert meta["sampler"] == "dpm++2m" and meta["steps"] == model.config.steps and meta["guidance"] == 1.0
+    assert np.allclose(syn.X, model.rna_space.decode(syn.obsm[LATENT_KEY]))
+
+
+def test_generation_is_deterministic_and_well_local(trained):
+    screen, model = trained
+    wells = screen.wells_in("test")[:4]
+    a = model.generate(screen.subset("imaging", wells), cells_per_well=5, seed=1)
+    b = model.generate(screen.subset("imaging", wells), cells_per_well=5, seed=1)
+    assert np.array_equal(a.obsm[LATENT_KEY], b.obsm[LATENT_KEY])
+    # A well's cells do not depend on which other wells are generated with it.
+    c = model.generate(screen.subset("imaging", wells[2:3]), cells_per_well=5, seed=1)
+    mask = (a.obs["Sample_ID"] == wells[2]).to_numpy()
+    assert np.allclose(a.obsm[LATENT_KEY][mask], c.obsm[LATENT_KEY], atol=1e-4)
+    d = model.generate(screen.subset("imaging", wells), cells_per_well=5, seed=2)
+    assert not np.allclose(a.obsm[LATENT_KEY], d.obsm[LATENT_KEY])
+
+
+def test_imaging_only_wells_and_guidance(trained):
+    screen, model = trained
+    imaging = screen.subset("imaging", screen.wells_in("test")[:2]).copy()
+    imaging.obs["Sample_ID"] = imaging.obs["Sample_ID"].astype(str) + "-new"  # a well with no RNA anywhere
+    syn = model.generate(imaging, cells_per_well=4, guidance=2.0, sampler="ddim", steps=10)
+    assert syn.n_obs == 8 and syn.uns["phenoseq"]["guidance"] == 2.0
+    assert set(syn.obs["Sample_ID"]) == set(imaging.obs["Sample_ID"])
+
+
+def test_ood_flags_unfamiliar_morphology(trained):
+    screen, model = trained
+    imaging = screen.subset("imaging", screen.wells_in("test")[:2]).copy()
+    shifted = imaging.copy()
+    shifted.X = shifted.X + 25.0 * np.asarray(model.imaging_scaler.scale)
+    shifted.obs["Sample_ID"] = shifted.obs["Sample_ID"].astype(str) + "-shifted"
+    normal = model.generate(imaging, cells_per_well=2)
+    odd = model.generate(shifted, cells_per_well=2)
+    assert not normal.obs["phenoseq_ood"].any()
+    assert odd.obs["phenoseq_ood"].all()
+
+
+def test_bad_generation_input(trained):
+    screen, model = trained
+    imaging = screen.subset("imaging", screen.wells_in("test")[:1])
+    with pytest.raises(PhenoseqError, match=r"morphology features are absent"):
+        model.generate(imaging[:, :5].copy())
+    with pytest.raises(PhenoseqError, match="unknown sampler"):
+        model.generate(imaging, sampler="euler")
+
+
+def test_save_load_gives_identical_samples(trained, tmp_path):
+    screen, model = trained
+    model.save(tmp_path / "m")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.json", "model.safetensors"]
+    back = PhenoSeq.load(tmp_path / "m")
+    imaging = screen.subset("imaging", screen.wells_in("test")[:3])
+    a = model.generate(imaging, cells_per_well=4, seed=5)
+    b = back.generate(imaging, cells_per_well=4, seed=5)
+    assert np.array_equal(a.obsm[LATENT_KEY], b.obsm[LATENT_KEY])
+    assert back.history == model.history
+
+
+def test_resume_continues_to_the_same_model(small_screen, tmp_path):
+    straight = PhenoSeq(small_screen, preset="tiny", seed=4)
+    straight.train(max_epochs=2)
+    first = PhenoSeq(small_screen, preset="tiny", seed=4)
+    first.train(max_epochs=1, checkpoint_dir=tmp_path / "run")
+    resumed = PhenoSeq.load(tmp_path / "run")
+    assert resumed.trainer.state.epoch == 1
+    resumed.resume(small_screen, max_epochs=2)
+    for (name, a), b in zip(straight.denoiser.state_dict().items(), resumed.denoiser.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert straight.history == resumed.history
+
+
+def test_refuses_foreign_checkpoint_files(trained, tmp_path):
+    _, model = trained
+    good = model.save(tmp_path / "good")
+    # A pickle in place of the tensors must be refused without being unpickled.
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "model.json").write_text((good / "model.json").read_text())
+    (evil / "model.safetensors").write_bytes(pickle.dumps({"x": 1}, protocol=4))
+    with pytest.raises(PhenoseqError, match="pickle"):
+        PhenoSeq.load(evil)
+    # A truncated tensor file.
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "model.json").write_text((good / "model.json").read_text())
+    (cut / "model.safetensors").write_bytes((good / "model.safetensors").read_bytes()[:1000])
+    with pytest.raises(PhenoseqError, match="not a valid safetensors file"):
+        PhenoSeq.load(cut)
+    # JSON that is not phenoseq's, or is truncated.
+    (cut / "model.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(PhenoseqError, match="not a phenoseq checkpoint"):
+        PhenoSeq.load(cut)
+    (cut / "model.json").write_text((good / "model.json").read_text()[:50])
+    with pytest.raises(PhenoseqError, match="not valid JSON"):
+        PhenoSeq.load(cut)
+    with pytest.raises(PhenoseqError, match="not a directory"):
+        PhenoSeq.load(tmp_path / "nowhere")
+
+
+def test_bulk_mode_single_profiles(small_screen_data):
+    """One imaging profile and one expression profile per sample still trains and generates."""
+    import anndata as ad
+
+    from phenoseq.io import PairedScreen
+
+    imaging, rnaseq = small_screen_data
+
+    def well_means(a, X):
+        obs = a.obs.groupby("Sample_ID", observed=True).first()
+        means = np.stack([np.asarray(X[(a.obs["Sample_ID"] == s).to_numpy()].mean(axis=0)).ravel() for s in obs.index])
+        return ad.AnnData(means.astype(np.float32), obs=obs.astype(str).rename_axis(None).assign(Sample_ID=obs.index),
+                          var=a.var.copy())
+
+    from phenoseq.rna import log_normalise
+
+    bulk_img = well_means(imaging, imaging.X)
+    bulk_rna = well_means(rnaseq, log_normalise(rnaseq.X))
+    screen = PairedScreen(bulk_img, bulk_rna, rna_kind="expression")
+    model = PhenoSeq(screen, preset="tiny", rna_input="expression", n_latent=8, seed=0)
+    model.train(max_epochs=2)
+    syn = model.generate(bulk_img, cells_per_well=1)
+    assert syn.n_obs == bulk_img.n_obs and np.isfinite(syn.X).all()
