@@ -168,3 +168,24 @@ def test_bulk_mode_single_profiles(small_screen_data):
     model.train(max_epochs=2)
     syn = model.generate(bulk_img, cells_per_well=1)
     assert syn.n_obs == bulk_img.n_obs and np.isfinite(syn.X).all()
+
+
+def test_training_in_a_provided_embedding(small_screen_data, tmp_path):
+    """With rna_embedding the model generates in that space: X is empty and obsm holds the embedding."""
+    from phenoseq.io import PairedScreen
+    from phenoseq.rna import log_normalise
+
+    imaging, rnaseq = small_screen_data
+    rnaseq = rnaseq.copy()
+    rng = np.random.default_rng(0)
+    rnaseq.obsm["X_embedding"] = (log_normalise(rnaseq.X) @ rng.normal(size=(rnaseq.n_vars, 12))).astype(np.float32)
+    screen = PairedScreen(imaging.copy(), rnaseq)
+    model = PhenoSeq(screen, preset="tiny", rna_embedding="X_embedding", seed=0)
+    model.train(max_epochs=1)
+    syn = model.generate(screen.subset("imaging", screen.wells_in("test")[:2]), cells_per_well=3)
+    assert syn.X.shape == (6, 0) and syn.obsm[LATENT_KEY].shape == (6, 12)
+    model.save(tmp_path / "m")
+    back = PhenoSeq.load(tmp_path / "m")
+    assert np.allclose(back.get_latent_representation(rnaseq), rnaseq.obsm["X_embedding"])
+    with pytest.raises(PhenoseqError, match=r"no obsm\['X_embedding'\]"):
+        PhenoSeq(PairedScreen(imaging.copy(), small_screen_data[1].copy()), preset="tiny", rna_embedding="X_embedding")

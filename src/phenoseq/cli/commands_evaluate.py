@@ -84,15 +84,29 @@ def evaluate(
     cells_per_well: int = typer.Option(100, help="Synthetic cells per well the baselines generate."),
     drop_unpaired: bool = typer.Option(False, help="Drop wells present in one modality only instead of failing."),
     seed: int = typer.Option(0, help="Seed of profile sampling, pairing, bootstrap and baselines."),
+    bulk: bool = typer.Option(False, "--bulk",
+                              help="Bulk (well-level) mode: --rnaseq holds one normalised expression profile per "
+                                   "sample; score per-sample Pearson and identification rank against the ridge "
+                                   "baseline. Chosen automatically when the model's RNA space takes expression."),
+    split: list[str] = typer.Option([], "--split", help="Bulk mode: held-out split to score (repeatable; "
+                                                         "default test and test_he)."),
     quiet: bool = QUIET,
 ) -> None:
-    """Treatment identification (bootstrap CIs, gap recovered) and fidelity of synthetic cells."""
+    """Treatment identification (bootstrap CIs, gap recovered) and fidelity of synthetic cells.
+
+    With --bulk (or a model trained with --expression): per-sample profile correlation and identification
+    rank of held-out samples (see phenoseq.evaluate.bulk).
+    """
     from phenoseq.evaluate.benchmark import BenchmarkConfig, evaluate_synthetic
     from phenoseq.evaluate.metrics import write_results
     from phenoseq.io.files import read_h5ad
     from phenoseq.io.screen import PairedScreen
     from phenoseq.progress import RichProgress
 
+    if bulk:
+        _evaluate_bulk(imaging, rnaseq, synthetic, _load_rna_space(model, rna_space), baselines, out,
+                       tuple(split) or BULK_SPLITS, cells_per_well, drop_unpaired, seed, quiet)
+        return
     if not synthetic and not baselines:
         raise PhenoseqError("nothing to evaluate: pass --synthetic FILE (repeatable) and/or --baselines")
     named = _synthetic_args(synthetic)
@@ -102,6 +116,12 @@ def evaluate(
     config = BenchmarkConfig(cells_per_set=cells_per_set, seed=seed)  # validates the numbers before any work
     progress = RichProgress(quiet)
     space = _load_rna_space(model, rna_space)
+    if getattr(space, "input", "counts") == "expression":
+        # A model of normalised expression was trained in bulk mode; the single-cell benchmark needs counts.
+        err_console.print("the model's RNA space takes normalised expression: evaluating in bulk mode (--bulk)")
+        _evaluate_bulk(imaging, rnaseq, synthetic, space, baselines, out, tuple(split) or BULK_SPLITS,
+                       cells_per_well, drop_unpaired, seed, quiet)
+        return
     screen = PairedScreen.read(imaging, rnaseq, unpaired="drop" if drop_unpaired else "error")
     sets = {}
     for name, path in named:
@@ -129,6 +149,81 @@ def evaluate(
     if not quiet:
         print_headline(result.metrics)
         console.print(f"wrote {metrics_path}" + (f" and {report_path}" if report_path else ""))
+
+
+BULK_SPLITS = ("test", "test_he")
+
+
+def _read_synthetic_sets(named: list[tuple[str | None, Path]]) -> dict:
+    """Read each synthetic file; name = NAME, else ``uns["phenoseq"]["model"]``, else the file stem."""
+    from phenoseq.io.files import read_h5ad
+
+    sets = {}
+    for name, path in named:
+        if not path.is_file():
+            raise PhenoseqError(f"{path}: no such synthetic-cells file")
+        adata = read_h5ad(path)
+        name = name or str(adata.uns.get("phenoseq", {}).get("model") or path.stem)
+        if name in sets:
+            raise PhenoseqError(f"two synthetic sets are named {name!r}; name them with --synthetic NAME=PATH")
+        sets[name] = adata
+    return sets
+
+
+def _evaluate_bulk(imaging: Path, rnaseq: Path, synthetic: list[str], space, baselines: bool, out: Path,
+                   splits: tuple[str, ...], cells_per_well: int, drop_unpaired: bool, seed: int, quiet: bool) -> None:
+    """``phenoseq evaluate --bulk``: the ridge baseline (always; plus nearest-well with --baselines) is fitted
+    on the training samples, generates for the held-out samples, and every set is scored by
+    :func:`phenoseq.evaluate.bulk.evaluate_bulk`; ``metrics.json`` is written only when all of it succeeded."""
+    from phenoseq.evaluate.bulk import evaluate_bulk, write_bulk_metrics
+    from phenoseq.generate.baselines import NearestWellBaseline, RidgeBaseline
+    from phenoseq.io.screen import PairedScreen
+
+    if not hasattr(space, "genes"):
+        raise PhenoseqError("bulk evaluation compares expression profiles; the model has no RNA space of genes")
+    sets = _read_synthetic_sets(_synthetic_args(synthetic))
+    screen = PairedScreen.read(imaging, rnaseq, unpaired="drop" if drop_unpaired else "error", rna_kind="expression")
+    held_out = [w for s in splits for w in screen.wells_in(s)]
+    if not held_out:
+        raise PhenoseqError(f"{imaging}: no samples in the held-out splits {list(splits)}; nothing to evaluate")
+    # The baselines see the imaging of the held-out samples only, never their expression.
+    imaging_only = screen.subset("imaging", held_out).copy()
+    for baseline in (RidgeBaseline, NearestWellBaseline) if baselines else (RidgeBaseline,):
+        if baseline.name in sets:
+            raise PhenoseqError(f"a synthetic set is already named {baseline.name!r}; rename it with NAME=PATH")
+        sets[baseline.name] = baseline(screen, space).generate(imaging_only, cells_per_well, seed=seed)
+    metrics = evaluate_bulk(screen, sets, space, splits)
+    metrics["config"] = {"splits": list(splits), "baseline_cells_per_well": int(cells_per_well), "seed": int(seed)}
+    path = write_bulk_metrics(metrics, out)
+    if not quiet:
+        print_bulk_headline(metrics)
+        console.print(f"wrote {path}")
+
+
+def print_bulk_headline(metrics: dict) -> None:
+    """One rich table per held-out split: a row per method, then the RNA-space reconstruction ceiling."""
+    from rich import box
+    from rich.table import Table
+
+    from phenoseq.evaluate.bulk import headline_rows
+
+    for split, info in metrics["splits"].items():
+        table = Table(
+            box=box.SIMPLE_HEAD, pad_edge=False,
+            title=f"bulk profiles, {info['label']} held-out split ({split}), {info['n_samples']} samples",
+            caption="r = Pearson of generated vs real profile, both centred by the training mean (median, IQR); "
+                    "raw r = uncentred; rank of the true sample among the split's real profiles (1 = best)",
+        )
+        for col in ("method", "r (IQR)", "raw r", "mean rank", "chance", "median rank", "top-1", "top-5"):
+            table.add_column(col, justify="left" if col == "method" else "right")
+        for r in headline_rows(metrics, split):
+            iqr = r["pearson_iqr"]
+            table.add_row(r["method"], f"{r['pearson']:.2f} ({iqr[0]:.2f}–{iqr[1]:.2f})", f"{r['pearson_raw']:.3f}",
+                          f"{r['mean_rank']:.1f}", f"{r['chance']:.1f}", f"{r['median_rank']:.1f}",
+                          f"{r['top1']:.2f}", f"{r['top5']:.2f}")
+        ref = metrics["reference"][split]["pearson"]
+        table.add_row("[dim]RNA-space ceiling[/]", f"[dim]{ref['median']:.2f}[/]", "", "", "", "", "", "")
+        console.print(table)
 
 
 def report(

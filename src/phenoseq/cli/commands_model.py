@@ -40,6 +40,8 @@ def train(
     resume: bool = typer.Option(False, help="Continue the interrupted run saved in --out."),
     drop_unpaired: bool = typer.Option(False, help="Drop wells present in one modality only."),
     expression: bool = typer.Option(False, help="The RNA file holds normalised expression (e.g. bulk), not counts."),
+    rna_embedding: Optional[str] = typer.Option(None, help="Train in this obsm embedding of the RNA file (e.g. "
+                                                "X_embedding holding scGPT) instead of the PCA space of X."),
     set_: list[str] = typer.Option([], "--set", help="Override a model setting, e.g. --set context_size=32."),
     sample_key: str = typer.Option("Sample_ID", help="obs column naming the well/sample."),
     treatment_key: str = typer.Option("Treatment", help="obs column naming the treatment."),
@@ -71,6 +73,8 @@ def train(
             overrides["time_limit"] = time_limit
         if expression:
             overrides["rna_input"] = "expression"
+        if rna_embedding:
+            overrides["rna_embedding"] = rna_embedding
         model = PhenoSeq(screen, preset=preset, seed=seed, **overrides)
         model.train(progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
     if not quiet:

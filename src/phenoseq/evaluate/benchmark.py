@@ -343,7 +343,7 @@ def _embedding(data: _Data, methods: list[str], splits: list[str], config: Bench
     """PCA (fitted on real cells) of real and synthetic latents of one test split, subsampled per well."""
     from sklearn.decomposition import PCA
 
-    from phenoseq.evaluate.profiles import rng_for
+    from phenoseq.generate.seeds import well_rng
 
     split = "test" if "test" in splits else splits[0]
     sources = ["real", *methods]
@@ -352,7 +352,7 @@ def _embedding(data: _Data, methods: list[str], splits: list[str], config: Bench
     for i, table in enumerate(tables):
         for well, rows in table.groups().items():
             n = min(config.embedding_cells, len(rows))
-            pick = rng_for(config.seed, well, f"embedding:{sources[i]}").choice(rows, size=n, replace=False)
+            pick = well_rng(config.seed, well, f"embedding:{sources[i]}").choice(rows, size=n, replace=False)
             X.append(table.X[pick])
             wells.append(np.full(n, well))
             src.append(np.full(n, i))

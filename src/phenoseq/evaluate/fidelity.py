@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from phenoseq.evaluate.profiles import CellTable, rng_for
+from phenoseq.evaluate.profiles import CellTable
+from phenoseq.generate.seeds import well_rng
 
 
 def energy_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -59,7 +60,7 @@ def energy_ratios(synthetic: CellTable, real: CellTable, reference: CellTable, r
         if well not in syn_g or well not in real_g or ref_well not in ref_g:
             continue
         m = min(max_cells, len(syn_g[well]), len(real_g[well]), len(ref_g[ref_well]))
-        rng = rng_for(seed, well, "energy")
+        rng = well_rng(seed, well, "energy")
         pick = [t.X[rng.choice(g, size=m, replace=False)] for t, g in
                 ((synthetic, syn_g[well]), (real, real_g[well]), (reference, ref_g[ref_well]))]
         d_syn = energy_distance(pick[0], pick[1])

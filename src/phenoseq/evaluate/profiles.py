@@ -7,15 +7,11 @@ random: the two modalities were measured on different cells, so only the well li
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
-
-def rng_for(seed: int, well: str, purpose: str) -> np.random.Generator:
-    """A generator keyed by seed, well id and purpose, so one well's draws never depend on other wells."""
-    return np.random.default_rng([int(seed), zlib.crc32(str(well).encode()), zlib.crc32(purpose.encode())])
+from phenoseq.generate.seeds import well_rng
 
 
 @dataclass
@@ -54,7 +50,7 @@ def paired(imaging: CellTable, rna: CellTable, seed: int, purpose: str) -> CellT
         pool = rna_groups.get(well)
         if pool is None:
             continue
-        pick = pool[rng_for(seed, well, "pair:" + purpose).integers(len(pool), size=len(rows))]
+        pick = pool[well_rng(seed, well, "pair:" + purpose).integers(len(pool), size=len(rows))]
         parts.append(np.concatenate([imaging.X[rows], rna.X[pick]], axis=1))
         wells.append(np.full(len(rows), well))
     return CellTable(np.concatenate(parts), np.concatenate(wells))
@@ -65,7 +61,7 @@ def single_profiles(table: CellTable, max_per_well: int, seed: int, purpose: str
     keep = []
     for well, rows in table.groups().items():
         if len(rows) > max_per_well:
-            rows = np.sort(rng_for(seed, well, "single:" + purpose).choice(rows, size=max_per_well, replace=False))
+            rows = np.sort(well_rng(seed, well, "single:" + purpose).choice(rows, size=max_per_well, replace=False))
         keep.append(rows)
     idx = np.concatenate(keep)
     return CellTable(table.X[idx], table.wells[idx])
@@ -78,7 +74,7 @@ def multi_profiles(table: CellTable, cells_per_set: int, sets_per_well: int, see
     """
     X, wells = [], []
     for well, rows in table.groups().items():
-        rng = rng_for(seed, well, "multi:" + purpose)
+        rng = well_rng(seed, well, "multi:" + purpose)
         replace = len(rows) < cells_per_set
         sets = np.stack([rng.choice(rows, size=cells_per_set, replace=replace) for _ in range(sets_per_well)])
         X.append(table.X[sets].mean(axis=1))

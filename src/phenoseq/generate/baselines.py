@@ -12,7 +12,7 @@ AnnData contract of :mod:`phenoseq.generate.output`, and a ``rna_space`` attribu
 
 from __future__ import annotations
 
-import zlib
+from phenoseq.generate.seeds import well_rng, well_seed
 
 import anndata as ad
 import numpy as np
@@ -22,15 +22,6 @@ from phenoseq.errors import PhenoseqError
 from phenoseq.generate.output import synthetic_adata, well_metadata
 from phenoseq.io.screen import PairedScreen
 from phenoseq.rna.space import RNASpace
-
-
-def well_rng(seed: int, sample: str) -> np.random.Generator:
-    """A generator for one well that depends on the seed and the well's id only.
-
-    Keying on the id (not the well's position) means a well's synthetic cells do not change when other
-    wells are added to or removed from a request.
-    """
-    return np.random.default_rng([int(seed), zlib.crc32(str(sample).encode())])
 
 
 class _MorphologyWells:
@@ -71,7 +62,7 @@ def _output(latent: list[np.ndarray], names: list[str], imaging: ad.AnnData, scr
     samples = [s for s, z in zip(names, latent) for _ in range(len(z))]
     return synthetic_adata(
         np.concatenate(latent), samples, well_metadata(imaging, screen.keys), screen.keys,
-        seeds=np.full(len(samples), seed), settings=settings, decode=rna_space.decode, genes=rna_space.genes,
+        seeds=np.array([well_seed(seed, s) for s in samples]), settings=settings, decode=rna_space.decode, genes=rna_space.genes,
     )
 
 

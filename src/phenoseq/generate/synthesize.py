@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from phenoseq import progress as progress_mod
-from phenoseq.model.data import WellImaging, random_sets, well_seed
+from phenoseq.generate.seeds import well_seed
+from phenoseq.model.data import WellImaging, random_sets
 from phenoseq.model.denoiser import ContextSet, Denoiser
 from phenoseq.model.diffusion import Diffusion
 from phenoseq.model.train import autocast

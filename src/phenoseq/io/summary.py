@@ -10,9 +10,11 @@ import scipy.sparse as sp
 
 from phenoseq.errors import PhenoseqError
 from phenoseq.io import validate
-from phenoseq.io.readers.dispatch import read_table
 from phenoseq.io.keys import ScreenKeys
+from phenoseq.io.readers.dispatch import detect_kind, read_table
 from phenoseq.io.screen import PairedScreen, modality_problems
+
+EXPRESSION_FORMATS = ("gct", "gctx")  # formats that only ever hold expression profiles
 
 
 def looks_like_counts(adata: ad.AnnData, n: int = 2000) -> bool:
@@ -50,8 +52,11 @@ def summarise_files(files: list[Path], keys: ScreenKeys, drop_unpaired: bool = F
     if not 1 <= len(files) <= 2:
         raise PhenoseqError(f"info takes one file or an imaging and an RNA file, got {len(files)}")
     adatas = [read_table(f, preprocess=False) for f in files]
-    kinds = [rna_kind if looks_like_counts(a) or (rna_kind == "expression" and i == 1) else "imaging"
-             for i, a in enumerate(adatas)]
+    # Expression formats say what they hold; for .h5ad and tables, raw counts mark the RNA file.
+    formats = [detect_kind(f) for f in files]
+    kinds = ["expression" if fmt in EXPRESSION_FORMATS else
+             rna_kind if looks_like_counts(a) or (rna_kind == "expression" and i == 1) else "imaging"
+             for i, (a, fmt) in enumerate(zip(adatas, formats))]
     if len(files) == 1:
         return _single(adatas[0], keys, str(files[0]), kinds[0])
     if kinds.count("imaging") != 1:
@@ -82,17 +87,22 @@ def render_summary(summary: dict, console) -> None:
     from rich.table import Table
 
     parts = [summary] if "modality" in summary else [summary["imaging"], summary["rnaseq"]]
-    table = Table(title="screen files", show_lines=False)
-    for col in ("file", "modality", "cells", "vars", "wells", "treatments", "cells/well (min/med/max)", "wells per split"):
-        table.add_column(col)
+    table = Table(title="screen files")
+    table.add_column("")
     for p in parts:
-        cpw = p.get("cells_per_well")
-        table.add_row(
-            p["file"], p["modality"], str(p["cells"]), str(p["variables"]), str(p.get("wells", "?")),
-            str(p.get("treatments", "?")),
-            f"{cpw['min']}/{cpw['median']:g}/{cpw['max']}" if cpw else "?",
-            ", ".join(f"{k}: {v}" for k, v in p.get("wells_per_split", {}).items()),
-        )
+        table.add_column(f"{p['modality']}\n{p['file']}", overflow="fold")
+
+    def row(label: str, fn) -> None:
+        table.add_row(label, *[fn(p) for p in parts])
+
+    row("cells", lambda p: str(p["cells"]))
+    row("features / genes", lambda p: str(p["variables"]))
+    row("wells", lambda p: str(p.get("wells", "?")))
+    row("treatments", lambda p: str(p.get("treatments", "?")))
+    row("cells per well (min / median / max)",
+        lambda p: "{min} / {median:g} / {max}".format(**p["cells_per_well"]) if "cells_per_well" in p else "?")
+    row("wells per split", lambda p: ", ".join(f"{k}: {v}" for k, v in p.get("wells_per_split", {}).items()))
+    row("batches", lambda p: ", ".join(p.get("batches", [])))
     console.print(table)
     if "paired" in summary:
         s = summary["paired"]

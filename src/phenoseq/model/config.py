@@ -13,6 +13,8 @@ class ModelConfig:
     n_latent: int = 50
     n_top_genes: int = 2000
     rna_input: str = "counts"  # "counts" or "expression" (already normalised, e.g. bulk)
+    rna_embedding: str | None = None  # train in this obsm embedding (e.g. "X_embedding" from scGPT) instead of PCA
+    latent_scaling: str = "dim"  # "dim": each latent dimension to unit variance; "global": one scale for all
     # network
     dim: int = 128
     depth: int = 3

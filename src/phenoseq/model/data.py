@@ -6,7 +6,6 @@ its well, drawn afresh every time it is seen.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
@@ -24,9 +23,10 @@ class Standardiser:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> "Standardiser":
+    def fit(cls, x: np.ndarray, per_column: bool = True) -> "Standardiser":
+        """Centre each column; scale each column (``per_column``) or all by one root-mean-square spread."""
         x = np.asarray(x, dtype=np.float64)
-        scale = x.std(axis=0)
+        scale = x.std(axis=0) if per_column else np.full(x.shape[1], np.sqrt(x.var(axis=0).mean()))
         scale[~np.isfinite(scale) | (scale < 1e-8)] = 1.0
         return cls(x.mean(axis=0).astype(np.float32), scale.astype(np.float32))
 
@@ -87,8 +87,9 @@ class WellBatches:
     """Batches of RNA cells laid out as a grid of wells × cells, so each well's pool is encoded once per batch.
 
     ``wells``: ``(N,)`` well code of every RNA cell. A batch takes ``cells_per_well`` cells from each of up to
-    ``batch_size // cells_per_well`` wells (all wells when there are fewer, with more cells each). Cells of a
-    well are visited in a fresh random order each pass, so an epoch sees each cell about once.
+    ``batch_size // cells_per_well`` wells (all wells when there are fewer, with more cells each), so wells
+    weigh equally whatever their size. An epoch has as many cells as the split; each well's cells are taken
+    in a fresh random order, without repeats until the well is exhausted.
     """
 
     def __init__(self, wells: np.ndarray, batch_size: int, cells_per_well: int = 16) -> None:
@@ -111,9 +112,3 @@ class WellBatches:
                 idx[row] = queues[w][take]
                 heads[w] += self.cells_per_well
             yield self.codes[chosen], idx
-
-
-def well_seed(seed: int, sample: str) -> int:
-    """A 63-bit seed for one well, so its synthetic cells do not depend on which other wells are generated."""
-    digest = hashlib.blake2b(f"{seed}:{sample}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1

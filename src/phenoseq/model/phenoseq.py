@@ -30,7 +30,7 @@ from phenoseq.model.data import Standardiser, WellImaging
 from phenoseq.model.denoiser import Denoiser
 from phenoseq.model.diffusion import SAMPLERS, Diffusion
 from phenoseq.model.train import Split, Trainer, TrainState
-from phenoseq.rna.space import RNASpace
+from phenoseq.rna.space import EmbeddingSpace, RNASpace, space_from_state
 
 
 class PhenoSeq:
@@ -60,11 +60,14 @@ class PhenoSeq:
         self.keys = k
         train_wells = screen.wells_in("train")
         rna_train = screen.subset("rnaseq", train_wells)
-        self.rna_space = RNASpace.fit(rna_train, c.n_latent, c.n_top_genes, input=c.rna_input, seed=seed)
+        if c.rna_embedding:
+            self.rna_space = EmbeddingSpace.fit(rna_train, c.rna_embedding)
+        else:
+            self.rna_space = RNASpace.fit(rna_train, c.n_latent, c.n_top_genes, input=c.rna_input, seed=seed)
         self.feature_names = screen.imaging.var_names.tolist()
         img_train = screen.subset("imaging", train_wells)
         self.imaging_scaler = Standardiser.fit(img_train.X)
-        self.latent_scaler = Standardiser.fit(self.rna_space.transform(rna_train))
+        self.latent_scaler = Standardiser.fit(self.rna_space.transform(rna_train), per_column=c.latent_scaling == "dim")
         self.ood = OODScorer.fit(self.imaging_scaler(img_train.X), img_train.obs[k.sample].astype(str).to_numpy())
         self._build()
 
@@ -170,9 +173,8 @@ class PhenoSeq:
         meta = {"model": "phenoseq-diffusion", "version": __version__, "sampler": sampler, "steps": settings.steps,
                 "guidance": settings.guidance, "seed": seed, "context_size": n,
                 "ood_threshold": self.ood.threshold}
-        decode = self.rna_space.decode
         return synthetic_adata(latent, samples, well_metadata(imaging, self.keys), self.keys, seeds, meta,
-                               decode=decode, genes=self.rna_space.genes,
+                               decode=self.rna_space.decode, genes=self.rna_space.genes,
                                extra_obs={"phenoseq_ood_score": per_cell.astype(np.float32),
                                           "phenoseq_ood": per_cell > self.ood.threshold})
 
@@ -220,7 +222,7 @@ class PhenoSeq:
             model = cls(None, preset="cpu", seed=int(meta["seed"]), **meta["config"])
             model.keys = ScreenKeys.from_dict(meta["keys"])
             arrays = raw
-            model.rna_space = RNASpace.from_state(arrays, meta["rna_space"])
+            model.rna_space = space_from_state(arrays, meta["rna_space"])
             model.feature_names = list(meta["feature_names"])
             model.imaging_scaler = Standardiser(arrays["imaging.mean"], arrays["imaging.scale"])
             model.latent_scaler = Standardiser(arrays["latent.mean"], arrays["latent.scale"])

@@ -205,3 +205,55 @@ def _expression(X, input: str) -> np.ndarray:
         return log_normalise(X)
     dense = X.toarray() if sp.issparse(X) else np.asarray(X)
     return dense.astype(np.float32)
+
+
+@dataclass
+class EmbeddingSpace:
+    """A provided per-cell RNA embedding (e.g. scGPT) used as the model's space, read from ``obsm[key]``.
+
+    There is no way back to genes: :meth:`decode` is ``None``, so generated files carry the embedding in
+    ``obsm["X_phenoseq"]`` and an empty ``X``.
+    """
+
+    key: str
+    n_latent: int
+    genes: tuple = ()
+    decode = None
+
+    @classmethod
+    def fit(cls, adata: ad.AnnData, key: str) -> "EmbeddingSpace":
+        return cls(key, int(_embedding(adata, key).shape[1]))
+
+    def transform(self, adata: ad.AnnData) -> np.ndarray:
+        emb = _embedding(adata, self.key)
+        if emb.shape[1] != self.n_latent:
+            raise PhenoseqError(
+                f"obsm[{self.key!r}] has {emb.shape[1]} dimensions but the model was trained on {self.n_latent}"
+            )
+        return emb
+
+    def expression(self, adata: ad.AnnData) -> np.ndarray:
+        raise PhenoseqError(f"this model works in the embedding obsm[{self.key!r}]; it has no gene-level expression")
+
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        return {}, {"kind": "embedding", "key": self.key, "n_latent": self.n_latent}
+
+
+def _embedding(adata: ad.AnnData, key: str) -> np.ndarray:
+    if key not in adata.obsm:
+        raise PhenoseqError(
+            f"the RNA data has no obsm[{key!r}] embedding (obsm holds {list(adata.obsm.keys())}); "
+            "name an existing key, or train in the PCA space of the counts"
+        )
+    emb = adata.obsm[key]
+    emb = np.asarray(emb.toarray() if sp.issparse(emb) else emb, dtype=np.float32)
+    if emb.ndim != 2 or not np.isfinite(emb).all():
+        raise PhenoseqError(f"obsm[{key!r}] must be a finite cells × dims matrix, got shape {emb.shape}")
+    return emb
+
+
+def space_from_state(tensors: dict[str, np.ndarray], meta: dict) -> "RNASpace | EmbeddingSpace":
+    """Rebuild either kind of space from a checkpoint."""
+    if meta.get("kind") == "embedding":
+        return EmbeddingSpace(meta["key"], int(meta["n_latent"]))
+    return RNASpace.from_state(tensors, meta)

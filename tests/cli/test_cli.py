@@ -1,0 +1,87 @@
+"""The command line: simulate → info → train → generate, exit codes, and nothing written on bad input."""
+
+import sys
+
+import anndata as ad
+import numpy as np
+import pytest
+
+from phenoseq.cli import main
+
+
+def run(*args: str) -> int:
+    """Run ``phenoseq ARGS`` in-process; return its exit status."""
+    old = sys.argv
+    sys.argv = ["phenoseq", *args]
+    try:
+        main()
+        return 0
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        sys.argv = old
+
+
+@pytest.fixture(scope="module")
+def screen_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("screen")
+    assert run("simulate", "--out", str(out), "--imaging-cells", "30", "--rna-cells", "20", "--genes", "150",
+               "--features", "30", "--seed", "3", "-q") == 0
+    return out
+
+
+def test_simulate_writes_a_valid_pair(screen_dir):
+    imaging = ad.read_h5ad(screen_dir / "imaging.h5ad")
+    rnaseq = ad.read_h5ad(screen_dir / "rnaseq.h5ad")
+    assert imaging.n_vars == 30 and rnaseq.n_vars == 150
+    assert imaging.obs["Treatment"].nunique() == 28
+
+
+def test_info_summarises(screen_dir, capsys):
+    assert run("info", str(screen_dir / "imaging.h5ad"), str(screen_dir / "rnaseq.h5ad")) == 0
+    out = capsys.readouterr().out
+    assert "paired: 140 wells, 28 treatments" in out and "no problems found" in out
+    # Order of the two files does not matter: counts mark the RNA file.
+    assert run("info", str(screen_dir / "rnaseq.h5ad"), str(screen_dir / "imaging.h5ad"), "--json") == 0
+    assert '"wells": 140' in capsys.readouterr().out
+
+
+def test_info_reports_problems_with_exit_1(screen_dir, tmp_path, capsys):
+    rnaseq = ad.read_h5ad(screen_dir / "rnaseq.h5ad")
+    del rnaseq.obs["Replicate"]
+    rnaseq.write_h5ad(tmp_path / "bad.h5ad")
+    assert run("info", str(screen_dir / "imaging.h5ad"), str(tmp_path / "bad.h5ad")) == 1
+    assert "missing column(s) ['Replicate']" in capsys.readouterr().out
+
+
+def test_bad_input_exits_2_and_writes_nothing(screen_dir, tmp_path, capsys):
+    imaging = ad.read_h5ad(screen_dir / "imaging.h5ad")
+    imaging.X[0, 0] = np.nan
+    imaging.write_h5ad(tmp_path / "nan.h5ad")
+    model_dir = tmp_path / "model"
+    assert run("train", "-i", str(tmp_path / "nan.h5ad"), "-r", str(screen_dir / "rnaseq.h5ad"),
+               "-o", str(model_dir), "--preset", "tiny", "-q") == 2
+    assert "NaN/inf" in capsys.readouterr().err
+    assert not model_dir.exists()
+    assert run("generate", "-m", str(tmp_path / "nowhere"), "-i", str(screen_dir / "imaging.h5ad"),
+               "-o", str(tmp_path / "syn.h5ad"), "-q") == 2
+    assert not (tmp_path / "syn.h5ad").exists()
+    assert run("simulate") == 2  # usage error: --out is required
+
+
+def test_train_generate_resume(screen_dir, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    imaging, rnaseq = str(screen_dir / "imaging.h5ad"), str(screen_dir / "rnaseq.h5ad")
+    assert run("train", "-i", imaging, "-r", rnaseq, "-o", str(model_dir), "--preset", "tiny",
+               "--max-epochs", "1", "-q") == 0
+    assert run("train", "-i", imaging, "-r", rnaseq, "-o", str(model_dir), "--preset", "tiny", "-q") == 2
+    assert "pass --resume" in capsys.readouterr().err
+    assert run("train", "-i", imaging, "-r", rnaseq, "-o", str(model_dir), "--resume", "--max-epochs", "2", "-q") == 0
+    syn_path = tmp_path / "syn.h5ad"
+    assert run("generate", "-m", str(model_dir), "-i", imaging, "-o", str(syn_path), "--cells-per-well", "3",
+               "--seed", "4", "-q") == 0
+    syn = ad.read_h5ad(syn_path)
+    assert syn.n_obs == 140 * 3 and "X_phenoseq" in syn.obsm
+    # Refuses to write over its own input.
+    assert run("generate", "-m", str(model_dir), "-i", imaging, "-o", imaging, "-q") == 2
+    assert ad.read_h5ad(imaging).n_vars == 30
