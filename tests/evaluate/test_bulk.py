@@ -129,7 +129,7 @@ def test_cli_end_to_end(monkeypatch, bulk_files, converted, tmp_path, capsys, im
                "--cells-per-well", 2)
     assert code == 0
     printed = capsys.readouterr()
-    assert "mean rank" in printed.out and "ridge" in printed.out
+    assert "chance mean rank" in printed.out and "ridge" in printed.out
     if not bulk_flag:
         assert "bulk mode" in printed.err
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())

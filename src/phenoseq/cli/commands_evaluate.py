@@ -208,21 +208,27 @@ def print_bulk_headline(metrics: dict) -> None:
     from phenoseq.evaluate.bulk import headline_rows
 
     for split, info in metrics["splits"].items():
+        rows = headline_rows(metrics, split)
         table = Table(
             box=box.SIMPLE_HEAD, pad_edge=False,
-            title=f"bulk profiles, {info['label']} held-out split ({split}), {info['n_samples']} samples",
+            title=f"bulk profiles, {info['label']} held-out split ({split}): {info['n_samples']} samples, "
+                  f"chance mean rank {rows[0]['chance']:.1f}",
             caption="r = Pearson of generated vs real profile, both centred by the training mean (median, IQR); "
-                    "raw r = uncentred; rank of the true sample among the split's real profiles (1 = best)",
+                    "raw r = uncentred; rank of the true sample among the split's real profiles (1 = best); "
+                    "ceiling = real profiles through the RNA space",
         )
-        for col in ("method", "r (IQR)", "raw r", "mean rank", "chance", "median rank", "top-1", "top-5"):
-            table.add_column(col, justify="left" if col == "method" else "right")
-        for r in headline_rows(metrics, split):
+        # Explicit widths: in an 80-column (non-terminal) console rich would otherwise squeeze the figures.
+        widths = {"r": 5, "IQR": 9, "raw r": 5, "rank": 5, "median": 6, "top-1": 5, "top-5": 5}
+        table.add_column("method", no_wrap=True, overflow="ellipsis")
+        for col, width in widths.items():
+            table.add_column(col, justify="right", min_width=width, no_wrap=True)
+        for r in rows:
             iqr = r["pearson_iqr"]
-            table.add_row(r["method"], f"{r['pearson']:.2f} ({iqr[0]:.2f}–{iqr[1]:.2f})", f"{r['pearson_raw']:.3f}",
-                          f"{r['mean_rank']:.1f}", f"{r['chance']:.1f}", f"{r['median_rank']:.1f}",
-                          f"{r['top1']:.2f}", f"{r['top5']:.2f}")
+            table.add_row(r["method"], f"{r['pearson']:.2f}", f"{iqr[0]:.2f}–{iqr[1]:.2f}", f"{r['pearson_raw']:.3f}",
+                          f"{r['mean_rank']:.1f}", f"{r['median_rank']:.1f}", f"{r['top1']:.2f}", f"{r['top5']:.2f}")
         ref = metrics["reference"][split]["pearson"]
-        table.add_row("[dim]RNA-space ceiling[/]", f"[dim]{ref['median']:.2f}[/]", "", "", "", "", "", "")
+        table.add_row("[dim]ceiling[/]", f"[dim]{ref['median']:.2f}[/]",
+                      f"[dim]{ref['iqr'][0]:.2f}–{ref['iqr'][1]:.2f}[/]", "", "", "", "", "")
         console.print(table)
 
 

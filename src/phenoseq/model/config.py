@@ -14,7 +14,6 @@ class ModelConfig:
     n_top_genes: int = 2000
     rna_input: str = "counts"  # "counts" or "expression" (already normalised, e.g. bulk)
     rna_embedding: str | None = None  # train in this obsm embedding (e.g. "X_embedding" from scGPT) instead of PCA
-    latent_scaling: str = "dim"  # "dim": each latent dimension to unit variance; "global": one scale for all
     # network
     dim: int = 128
     depth: int = 3
@@ -64,6 +63,7 @@ class ModelConfig:
 
 PRESETS: dict[str, dict] = {
     "cpu": {},
-    "tiny": {"dim": 32, "depth": 1, "heads": 2, "tokens": 2, "n_latent": 16, "batch_size": 256, "max_epochs": 5},
+    "tiny": {"dim": 32, "depth": 1, "heads": 2, "tokens": 2, "n_latent": 16, "batch_size": 256, "max_epochs": 5,
+             "context_size": 8, "pool_size": 16},
     "paper": {"dim": 1024, "depth": 6, "heads": 8, "tokens": 4, "lr": 3e-4, "batch_size": 256, "precision": "bf16"},
 }

@@ -23,10 +23,9 @@ class Standardiser:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray, per_column: bool = True) -> "Standardiser":
-        """Centre each column; scale each column (``per_column``) or all by one root-mean-square spread."""
+    def fit(cls, x: np.ndarray) -> "Standardiser":
         x = np.asarray(x, dtype=np.float64)
-        scale = x.std(axis=0) if per_column else np.full(x.shape[1], np.sqrt(x.var(axis=0).mean()))
+        scale = x.std(axis=0)
         scale[~np.isfinite(scale) | (scale < 1e-8)] = 1.0
         return cls(x.mean(axis=0).astype(np.float32), scale.astype(np.float32))
 

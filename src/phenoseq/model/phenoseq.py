@@ -67,7 +67,7 @@ class PhenoSeq:
         self.feature_names = screen.imaging.var_names.tolist()
         img_train = screen.subset("imaging", train_wells)
         self.imaging_scaler = Standardiser.fit(img_train.X)
-        self.latent_scaler = Standardiser.fit(self.rna_space.transform(rna_train), per_column=c.latent_scaling == "dim")
+        self.latent_scaler = Standardiser.fit(self.rna_space.transform(rna_train))
         self.ood = OODScorer.fit(self.imaging_scaler(img_train.X), img_train.obs[k.sample].astype(str).to_numpy())
         self._build()
 
