@@ -91,9 +91,9 @@ def test_prepared_conditioning_matches_raw_context():
 def test_well_batches_are_balanced_grids_of_one_well_per_row():
     wells = np.repeat([5, 7, 9], [40, 30, 50])
     batches = WellBatches(wells, batch_size=60, cells_per_well=10)
-    assert (batches.n_wells, batches.cells_per_well, batches.steps) == (3, 20, 2)
+    assert (batches.n_wells, batches.cells_per_well) == (3, 20)
     taken = {5: [], 7: [], 9: []}
-    for codes, idx in batches.epoch(np.random.default_rng(0)):
+    for codes, idx in list(batches.epoch(np.random.default_rng(0)))[:2]:  # the first 120 cells
         assert idx.shape == (3, 20)
         for code, row in zip(codes, idx):
             assert (wells[row] == code).all()  # a row holds cells of its well only

@@ -36,11 +36,12 @@ class SamplingSettings:
 def _well_batch(net: Denoiser, imaging: WellImaging, wells: list[int], s: SamplingSettings, d: int):
     """Context (a grid of wells × ``cells_per_well``) and starting noise for the wells in ``wells``."""
     pools, member, noise, seeds = [], [], [], []
+    pool_size = imaging.pool_size(s.pool_size)
     for w in wells:
         seed = well_seed(s.seed, str(imaging.names[w]))
         rng = np.random.default_rng(seed)
-        pools.append(imaging.pool(w, s.pool_size, rng))
-        member.append(random_sets(rng, (1, s.cells_per_well), s.pool_size, s.context_size))
+        pools.append(imaging.pool(w, pool_size, rng))
+        member.append(random_sets(rng, (1, s.cells_per_well), pool_size, s.context_size))
         noise.append(torch.randn((s.cells_per_well, d), generator=torch.Generator().manual_seed(seed)))
         seeds.append(seed)
     ctx = ContextSet(

@@ -46,6 +46,10 @@ class WellImaging:
         self.starts, self.counts = starts, counts
         self.code = {name: i for i, name in enumerate(self.names)}
 
+    def pool_size(self, wanted: int) -> int:
+        """Pools need not exceed the largest well: a bigger pool would only repeat cells (bulk: one profile)."""
+        return int(min(wanted, self.counts.max()))
+
     def pool(self, well: int, size: int, rng: np.random.Generator) -> torch.Tensor:
         """``(size, F)`` imaging cells of ``well``: a random subset, or all with repeats if the well is smaller."""
         n = self.counts[well]
@@ -65,6 +69,7 @@ def make_context(
 ) -> ContextSet:
     """Encode a pool of each well in ``wells`` (``(W,)`` codes) once; give each of its ``cells_per_well`` RNA
     cells its own random set of ``context_size`` pool cells."""
+    pool_size = imaging.pool_size(pool_size)
     pools = torch.stack([imaging.pool(w, pool_size, rng) for w in wells])
     return ContextSet(
         tokens=denoiser.encode(pools),
@@ -82,6 +87,9 @@ def random_sets(rng: np.random.Generator, shape: tuple[int, int], pool_size: int
     return member
 
 
+MIN_STEPS_PER_EPOCH = 8
+
+
 class WellBatches:
     """Batches of RNA cells laid out as a grid of wells × cells, so each well's pool is encoded once per batch.
 
@@ -97,7 +105,9 @@ class WellBatches:
         self.n_wells = min(len(self.codes), max(1, batch_size // cells_per_well))
         self.cells_per_well = max(1, batch_size // self.n_wells) if self.n_wells < batch_size // cells_per_well \
             else cells_per_well
-        self.steps = max(1, math.ceil(len(wells) / (self.n_wells * self.cells_per_well)))
+        # Tiny data (bulk: one profile per well) would make an epoch a single step; a floor keeps validation and
+        # early stopping at a sensible rate (each extra step sees the same profiles at new noise levels).
+        self.steps = max(MIN_STEPS_PER_EPOCH, math.ceil(len(wells) / (self.n_wells * self.cells_per_well)))
 
     def epoch(self, rng: np.random.Generator):
         """Yield ``(well codes (W,), cell indices (W, C))`` for one epoch."""

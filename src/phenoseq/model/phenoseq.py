@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import anndata as ad
@@ -53,7 +54,6 @@ class PhenoSeq:
         self.config = ModelConfig.preset(preset, **overrides)
         self.seed = seed
         self.screen = screen
-        self.history: list[dict] = []
         if screen is None:  # filled in by load()
             return
         c, k = self.config, screen.keys
@@ -106,25 +106,35 @@ class PhenoSeq:
         return self.rna_space.transform(rnaseq)
 
     # -- training ---------------------------------------------------------------------------------------
+    @property
+    def history(self) -> list[dict]:
+        """Per-epoch training record: ``epoch``, ``train_loss``, ``val_loss``."""
+        return self.trainer.state.history
+
     def train(self, progress: progress_mod.Progress | None = None, max_epochs: int | None = None,
-              checkpoint_dir: str | Path | None = None) -> list[dict]:
+              checkpoint_dir: str | Path | None = None, checkpoint_every: float = 30.0) -> list[dict]:
         """Train (or continue training) on the training split; returns the per-epoch history.
 
-        With ``checkpoint_dir`` the model is saved there after training, and after an interruption
-        (Ctrl-C), so that ``PhenoSeq.load(dir).resume(screen)`` continues from the last finished epoch.
+        With ``checkpoint_dir`` the model is saved there at the end and, during training, at an epoch boundary
+        every ``checkpoint_every`` seconds, so an interrupted run resumes exactly from its last checkpoint
+        (``PhenoSeq.load(dir).resume(screen)``).
         """
         if self.screen is None:
             raise PhenoseqError("this model has no screen attached; use resume(screen) to continue training")
         wells = self.screen.wells_in("train") + self.screen.wells_in("val")
         imaging = self._imaging(self.screen.subset("imaging", wells), self.screen.sources[0])
         train, val = self._split(imaging, "train"), self._split(imaging, "val")
-        try:
-            self.trainer.run(imaging, train, val, progress, max_epochs)
-        finally:
-            self.history = self.trainer.state.history
-            if checkpoint_dir is not None:
+        last_save = time.monotonic()
+
+        def on_epoch_end() -> None:
+            nonlocal last_save
+            if checkpoint_dir is not None and time.monotonic() - last_save > checkpoint_every:
                 self.save(checkpoint_dir)
-        self.denoiser_for_sampling()
+                last_save = time.monotonic()
+
+        self.trainer.run(imaging, train, val, progress, max_epochs, on_epoch_end)
+        if checkpoint_dir is not None:
+            self.save(checkpoint_dir)
         return self.history
 
     def resume(self, screen: PairedScreen, progress: progress_mod.Progress | None = None,
@@ -237,7 +247,6 @@ class PhenoSeq:
                      for i, names in opt["state_keys"].items()}
             model.trainer.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
             model.trainer.state = TrainState(**meta["train_state"])
-            model.history = model.trainer.state.history
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise PhenoseqError(
                 f"{directory}: the checkpoint is incomplete or does not match its description ({type(exc).__name__}: {exc})"

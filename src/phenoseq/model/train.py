@@ -8,6 +8,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -102,8 +103,12 @@ class Trainer:
                 e.lerp_(p, 1 - decay)
 
     def run(self, imaging: WellImaging, train: Split, val: Split | None,
-            progress: progress_mod.Progress | None = None, max_epochs: int | None = None) -> TrainState:
-        """Train from the current state until early stopping, ``max_epochs`` (total), or the time limit."""
+            progress: progress_mod.Progress | None = None, max_epochs: int | None = None,
+            on_epoch_end: Callable[[], None] | None = None) -> TrainState:
+        """Train from the current state until early stopping, ``max_epochs`` (total), or the time limit.
+
+        ``on_epoch_end`` runs after each finished epoch, when the state is consistent (for checkpoints).
+        """
         c, s = self.config, self.state
         max_epochs = max_epochs or c.max_epochs
         batches = WellBatches(train.wells, c.batch_size, c.cells_per_well)
@@ -145,6 +150,8 @@ class Trainer:
                 s.history.append(record)
                 info = f"loss {record['train_loss']:.3f}" + (f" val {record['val_loss']:.3f}" if "val_loss" in record else "")
                 bar.update(1, info=info)
+                if on_epoch_end is not None:
+                    on_epoch_end()
                 if c.time_limit is not None and time.monotonic() - start > c.time_limit:
                     break
         if s.epoch >= c.max_epochs:

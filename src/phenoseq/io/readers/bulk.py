@@ -171,5 +171,6 @@ def aggregate_wells(adata: ad.AnnData, keys: ScreenKeys | None = None, layer: st
         if col in table.columns:
             table[col] = table[col].astype(str)
     out = ad.AnnData(X=means.astype(np.float32), obs=table, var=adata.var.copy())
-    out.uns["phenoseq_input"] = {"format": "aggregate", "modality": "rnaseq", "rna_kind": "expression", "aggregated_from": int(adata.n_obs)}
+    # Aggregation works for either modality, so no modality is recorded.
+    out.uns["phenoseq_input"] = {"format": "aggregate", "aggregated_from": int(adata.n_obs)}
     return out
