@@ -99,7 +99,6 @@ def evaluate(
     """
     from phenoseq.evaluate.benchmark import BenchmarkConfig, evaluate_synthetic
     from phenoseq.evaluate.metrics import write_results
-    from phenoseq.io.files import read_h5ad
     from phenoseq.io.screen import PairedScreen
     from phenoseq.progress import RichProgress
 
@@ -123,13 +122,7 @@ def evaluate(
                        cells_per_well, drop_unpaired, seed, quiet)
         return
     screen = PairedScreen.read(imaging, rnaseq, unpaired="drop" if drop_unpaired else "error")
-    sets = {}
-    for name, path in named:
-        adata = read_h5ad(path)
-        name = name or str(adata.uns.get("phenoseq", {}).get("model") or path.stem)
-        if name in sets:
-            raise PhenoseqError(f"two synthetic sets are named {name!r}; name them with --synthetic NAME=PATH")
-        sets[name] = adata
+    sets = _read_synthetic_sets(named)
     if baselines:
         from phenoseq.generate.baselines import NearestWellBaseline, RidgeBaseline
 
