@@ -74,7 +74,8 @@ class RichProgress(Progress):
         with self._bar:
             task_id = self._bar.add_task(description, total=total, info="")
             yield _RichTask(self._bar, task_id)
-            self._bar.update(task_id, completed=total if total is not None else 0)
+            if total is None:  # an open-ended step: show it as done (a counted bar stays where it stopped)
+                self._bar.update(task_id, total=1, completed=1)
 
 
 def get(progress: Progress | None) -> Progress:

@@ -149,6 +149,8 @@ class Trainer:
                     s.best_epoch = s.epoch
                 s.history.append(record)
                 info = f"loss {record['train_loss']:.3f}" + (f" val {record['val_loss']:.3f}" if "val_loss" in record else "")
+                if s.done:
+                    info += f" (early stop; best epoch {s.best_epoch})"
                 bar.update(1, info=info)
                 if on_epoch_end is not None:
                     on_epoch_end()
