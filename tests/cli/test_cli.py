@@ -1,25 +1,10 @@
 """The command line: simulate → info → train → generate, exit codes, and nothing written on bad input."""
 
-import sys
-
 import anndata as ad
 import numpy as np
 import pytest
 
-from phenoseq.cli import main
-
-
-def run(*args: str) -> int:
-    """Run ``phenoseq ARGS`` in-process; return its exit status."""
-    old = sys.argv
-    sys.argv = ["phenoseq", *args]
-    try:
-        main()
-        return 0
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    finally:
-        sys.argv = old
+from phenoseq.cli import run
 
 
 @pytest.fixture(scope="module")

@@ -8,25 +8,16 @@ per well or the single cells themselves.
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from phenoseq.cli import main
+from phenoseq.cli import run
 from phenoseq.errors import PhenoseqError
 from phenoseq.evaluate.bulk import evaluate_bulk, score_profiles
 
 KEYS = ["Sample_ID", "Treatment", "Replicate", "batch", "Group"]
 FIGURES = {"pearson", "pearson_raw", "rank"}
-
-
-def run(monkeypatch, *args) -> int:
-    monkeypatch.setattr(sys, "argv", ["phenoseq", *map(str, args)])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        sys.exit(0)
-    return int(exc.value.code or 0)
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +48,7 @@ def bulk_files(tmp_path_factory, small_screen_data):
 @pytest.fixture(scope="module")
 def converted(bulk_files):
     """``phenoseq convert`` of the CSV profile table (the profile-table path) → expression.h5ad."""
-    mp = pytest.MonkeyPatch()
-    try:
-        assert run(mp, "convert", bulk_files / "expression.csv", "--out", bulk_files / "expression.h5ad", "-q") == 0
-    finally:
-        mp.undo()
+    assert run("convert", bulk_files / "expression.csv", "--out", bulk_files / "expression.h5ad", "-q") == 0
     return bulk_files / "expression.h5ad"
 
 
@@ -114,17 +101,17 @@ def check_structure(metrics: dict, methods: list[str]) -> None:
 
 
 @pytest.mark.parametrize("imaging_file", ["imaging_wells.h5ad", "imaging_cells.h5ad"])
-def test_cli_end_to_end(monkeypatch, bulk_files, converted, tmp_path, capsys, imaging_file):
+def test_cli_end_to_end(bulk_files, converted, tmp_path, capsys, imaging_file):
     """convert → train --expression → generate → evaluate (--bulk; auto-detected from the model without it)."""
     imaging = bulk_files / imaging_file
     model = tmp_path / "model"
-    assert run(monkeypatch, "train", "--imaging", imaging, "--rnaseq", converted, "--expression", "--out", model,
+    assert run("train", "--imaging", imaging, "--rnaseq", converted, "--expression", "--out", model,
                "--preset", "tiny", "--max-epochs", 2, "--set", "n_latent=8", "-q") == 0
-    assert run(monkeypatch, "generate", "--model", model, "--imaging", imaging, "--out", tmp_path / "syn.h5ad",
+    assert run("generate", "--model", model, "--imaging", imaging, "--out", tmp_path / "syn.h5ad",
                "--cells-per-well", 2, "-q") == 0
     bulk_flag = ["--bulk"] if imaging_file == "imaging_wells.h5ad" else []
     capsys.readouterr()
-    code = run(monkeypatch, "evaluate", *bulk_flag, "--imaging", imaging, "--rnaseq", converted,
+    code = run("evaluate", *bulk_flag, "--imaging", imaging, "--rnaseq", converted,
                "--synthetic", tmp_path / "syn.h5ad", "--model", model, "--out", tmp_path / "eval",
                "--cells-per-well", 2)
     assert code == 0
@@ -173,7 +160,7 @@ def test_constant_profiles_and_ties_are_finite():
     json.dumps(out, allow_nan=False)
 
 
-def test_missing_held_out_samples_fail_cleanly(monkeypatch, screen, space, bulk_files, converted, tmp_path, capsys):
+def test_missing_held_out_samples_fail_cleanly(screen, space, bulk_files, converted, tmp_path, capsys):
     from phenoseq.io import write_h5ad
 
     wells = held_out(screen)
@@ -183,7 +170,7 @@ def test_missing_held_out_samples_fail_cleanly(monkeypatch, screen, space, bulk_
     write_h5ad(partial, tmp_path / "partial.h5ad")
     space.save(tmp_path / "space")
     capsys.readouterr()
-    code = run(monkeypatch, "evaluate", "--bulk", "--imaging", bulk_files / "imaging_wells.h5ad", "--rnaseq",
+    code = run("evaluate", "--bulk", "--imaging", bulk_files / "imaging_wells.h5ad", "--rnaseq",
                converted, "--synthetic", f"partial={tmp_path / 'partial.h5ad'}", "--rna-space", tmp_path / "space",
                "--out", tmp_path / "eval")
     assert code == 2

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
-from phenoseq.cli import main
-
-
-def run(monkeypatch, *args) -> int:
-    monkeypatch.setattr(sys, "argv", ["phenoseq", *map(str, args)])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        sys.exit(0)
-    return int(exc.value.code or 0)
+from phenoseq.cli import run
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +33,8 @@ def files(tmp_path_factory, screen, space, oracle):
     return d
 
 
-def test_evaluate_writes_metrics_and_report(monkeypatch, files, tmp_path, capsys):
-    code = run(monkeypatch, "evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad",
+def test_evaluate_writes_metrics_and_report(files, tmp_path, capsys):
+    code = run("evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad",
                "--synthetic", f"truth={files / 'oracle.h5ad'}", "--baselines", "--rna-space", files / "space",
                "--out", tmp_path / "out", "--report", tmp_path / "rep", "--cells-per-set", 5, "--cells-per-well", 20)
     assert code == 0
@@ -61,7 +52,7 @@ def test_evaluate_writes_metrics_and_report(monkeypatch, files, tmp_path, capsys
     out = capsys.readouterr().out
     assert "WE test split" in out and "truth" in out and "ridge" in out
 
-    assert run(monkeypatch, "report", tmp_path / "out", "--out", tmp_path / "rep2", "--quiet") == 0
+    assert run("report", tmp_path / "out", "--out", tmp_path / "rep2", "--quiet") == 0
     assert (tmp_path / "rep2" / "report.html").is_file()
 
 
@@ -71,16 +62,16 @@ def test_evaluate_writes_metrics_and_report(monkeypatch, files, tmp_path, capsys
     ("foreign.h5ad", "not in the imaging data"),
     ("missing.h5ad", "no such"),
 ])
-def test_bad_synthetic_exits_2_and_writes_nothing(monkeypatch, files, tmp_path, capsys, bad, message):
-    code = run(monkeypatch, "evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad",
+def test_bad_synthetic_exits_2_and_writes_nothing(files, tmp_path, capsys, bad, message):
+    code = run("evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad",
                "--synthetic", files / bad, "--rna-space", files / "space", "--out", tmp_path / "out", "--quiet")
     assert code == 2
     assert message in capsys.readouterr().err.replace("\n", " ")
     assert not (tmp_path / "out").exists()
 
 
-def test_needs_exactly_one_rna_space_source(monkeypatch, files, tmp_path, capsys):
-    code = run(monkeypatch, "evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad",
+def test_needs_exactly_one_rna_space_source(files, tmp_path, capsys):
+    code = run("evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad",
                "--synthetic", files / "oracle.h5ad", "--out", tmp_path / "out", "--quiet")
     assert code == 2 and "--model" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -1,5 +1,5 @@
 """The ``phenoseq`` command line: a thin layer over the Python API (one module per command group)."""
 
-from phenoseq.cli.app import app, main
+from phenoseq.cli.app import app, main, run
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "run"]

@@ -21,13 +21,24 @@ for module in (commands_data, commands_inputs, commands_featurize, commands_mode
     module.register(app)
 
 
-def main() -> None:
-    """Entry point. Usage errors exit 2 (click's handling); a :class:`PhenoseqError` prints one clear
-    message and exits 2; anything else is a bug and keeps its traceback."""
+def run(*args) -> int:
+    """Run the command line in-process, e.g. ``run("info", "imaging.h5ad")``; return the exit status.
+
+    Usage errors give 2 (click's handling); a :class:`PhenoseqError` prints one clear message and gives 2;
+    anything else is a bug and keeps its traceback.
+    """
     try:
-        app()
+        app(args=[str(a) for a in args])
     except PhenoseqError as exc:
         from phenoseq.cli.console import err_console
 
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        return 2
+    except SystemExit as exc:  # click always ends this way in standalone mode
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def main() -> None:
+    """The ``phenoseq`` entry point."""
+    sys.exit(run(*sys.argv[1:]))

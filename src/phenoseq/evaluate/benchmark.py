@@ -38,6 +38,7 @@ from phenoseq.evaluate.profiles import CellTable, multi_profiles, paired, single
 from phenoseq.generate.output import LATENT_KEY
 from phenoseq.io.screen import PairedScreen
 from phenoseq.rna.space import RNASpace
+from phenoseq.evaluate.jsonable import jsonable
 
 SPLIT_LABELS = {"test": "WE", "test_he": "HE"}
 REFERENCE = "reference"
@@ -259,7 +260,7 @@ def evaluate_synthetic(
         "modalities": {"reference": list(REFERENCE_MODALITIES), "synthetic": list(SYNTHETIC_MODALITIES)},
         "profiles": list(PROFILES),
         "config": config.to_dict(),
-        "settings": {m: _jsonable(synthetic[m].uns.get("phenoseq", {})) for m in methods},
+        "settings": {m: jsonable(synthetic[m].uns.get("phenoseq", {})) for m in methods},
         "accuracy": accuracy,
         "gap_recovered": gap,
         "fidelity": fid,
@@ -384,16 +385,3 @@ def _finite_quantiles(values: np.ndarray, qs: tuple[float, float]) -> list[float
 
 def _none_if_nan(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
-
-
-def _jsonable(obj):
-    """uns values (numpy scalars/arrays, nested dicts) as plain JSON types."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    return obj

@@ -49,6 +49,7 @@ import anndata as ad
 import numpy as np
 
 from phenoseq.errors import PhenoseqError
+from phenoseq.evaluate.jsonable import jsonable
 from phenoseq.io.files import atomic_path
 from phenoseq.io.screen import PairedScreen
 from phenoseq.rna.space import RNASpace
@@ -160,21 +161,6 @@ def score_profiles(generated: np.ndarray, real: np.ndarray, baseline: np.ndarray
             "rank": _rank_summary(_ranks(centred), samples)}
 
 
-def _jsonable(obj):
-    """uns values (numpy scalars/arrays, nested dicts) as plain JSON types."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj if obj is None or isinstance(obj, (str, int, float, bool)) else str(obj)
-
-
 def evaluate_bulk(
     screen: PairedScreen,
     synthetic: dict[str, ad.AnnData],
@@ -237,7 +223,7 @@ def evaluate_bulk(
         "genes": len(rna_space.genes),
         "splits": {s: {"label": SPLIT_LABELS.get(s, s), "n_samples": len(v), "samples": v} for s, v in present.items()},
         "centring": {"n_training_samples": len(train)},
-        "settings": {m: _jsonable(dict(synthetic[m].uns.get("phenoseq", {}))) for m in synthetic},
+        "settings": {m: jsonable(dict(synthetic[m].uns.get("phenoseq", {}))) for m in synthetic},
         "results": results,
         "reference": reference,
     }
