@@ -113,9 +113,8 @@ class Block(nn.Module):
 
     def context_kv(self, ctx: ContextSet) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Keys, values ``(W, heads, 1 + P, D/heads)`` and mask ``(W, 1, C·T, 1 + P)``; fixed across sampling steps."""
-        w, c, p = ctx.member.shape
         kv = self.kv_cross(ctx.tokens)  # projected once per pool token
-        kv = torch.cat([self.null_kv.expand(w, 1, -1).to(kv.dtype), kv], dim=1)
+        kv = torch.cat([self.null_kv.expand(len(kv), 1, -1).to(kv.dtype), kv], dim=1)
         k, v = kv.chunk(2, dim=-1)
         # The null token is always visible; a cell sees its own set unless its context is dropped.
         visible = ctx.member & ~ctx.drop[..., None]

@@ -95,7 +95,7 @@ class _World:
         d, v = c.latent_dim, c.visible_dims
         effects = [np.zeros(d)]
         self.responder = [0.0]
-        for name, n, visible in c.moa_groups:
+        for _name, n, visible in c.moa_groups:
             direction = rng.normal(size=d)
             if not visible:
                 direction[:v] = 0.0
