@@ -15,6 +15,16 @@ def test_round_trip(tmp_path, small_screen_data):
     assert backed.isbacked and backed.shape == imaging.shape
 
 
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    with atomic_path(tmp_path / "out.txt") as tmp:
+        tmp.write_text("x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_failed_write_leaves_nothing(tmp_path):
     target = tmp_path / "out.txt"
     with pytest.raises(RuntimeError):
