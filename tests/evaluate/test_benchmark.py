@@ -70,3 +70,26 @@ def test_deterministic(screen, space, oracle):
     b = evaluate_synthetic(screen, {"oracle": oracle}, space, config)
     assert a.metrics == b.metrics
     assert a.arrays.keys() == b.arrays.keys() and all(np.array_equal(a.arrays[k], b.arrays[k]) for k in a.arrays)
+
+
+def test_embedding_space_models_are_scored_without_gene_figures(small_screen_data):
+    """A model trained in a provided embedding (X empty) gets identification and energy figures; the
+    per-gene correlation, which needs genes, is reported as absent rather than failing."""
+    from phenoseq import PhenoSeq
+    from phenoseq.evaluate.benchmark import BenchmarkConfig, evaluate_generators
+    from phenoseq.io import PairedScreen
+    from phenoseq.rna import log_normalise
+
+    imaging, rnaseq = small_screen_data
+    rnaseq = rnaseq.copy()
+    rng = np.random.default_rng(0)
+    rnaseq.obsm["X_embedding"] = (log_normalise(rnaseq.X) @ rng.normal(size=(rnaseq.n_vars, 8))).astype(np.float32)
+    screen = PairedScreen(imaging.copy(), rnaseq)
+    model = PhenoSeq(screen, preset="tiny", rna_embedding="X_embedding", seed=0)
+    model.train(max_epochs=1)
+    result = evaluate_generators(screen, {"emb": model}, cells_per_well=5,
+                                 config=BenchmarkConfig(n_boot=20, sets_per_well=2, max_cells_per_well=10))
+    fid = result.metrics["fidelity"]["emb"]["test"]
+    assert fid["gene_pearson_median"] is None and fid["n_genes"] == 0
+    assert fid["energy_ratio_median"] is not None
+    assert result.metrics["accuracy"]["emb"]["imaging+synthetic"]["test"]["single"]["balanced_accuracy"] >= 0

@@ -23,7 +23,6 @@ only, and synthetic cells of test wells come from a generator that saw those wel
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import asdict, dataclass, field
 
 import anndata as ad
@@ -34,11 +33,12 @@ from phenoseq.errors import PhenoseqError
 from phenoseq.evaluate import bootstrap, fidelity
 from phenoseq.evaluate.identification import WellPredictions, fit_classifier, predict_wells
 from phenoseq.evaluate.inputs import check_synthetic, covered_splits
+from phenoseq.evaluate.jsonable import jsonable
 from phenoseq.evaluate.profiles import CellTable, multi_profiles, paired, single_profiles
 from phenoseq.generate.output import LATENT_KEY
+from phenoseq.generate.seeds import well_seed
 from phenoseq.io.screen import PairedScreen
 from phenoseq.rna.space import RNASpace
-from phenoseq.evaluate.jsonable import jsonable
 
 SPLIT_LABELS = {"test": "WE", "test_he": "HE"}
 REFERENCE = "reference"
@@ -158,8 +158,11 @@ def _accuracy_entry(pred: WellPredictions, draws: np.ndarray) -> tuple[dict, np.
 
 
 def _same_space(a: RNASpace, b: RNASpace) -> bool:
-    return a is b or (a.genes == b.genes and a.components.shape == b.components.shape
-                      and np.allclose(a.components, b.components) and np.allclose(a.mean, b.mean))
+    """Same space if what each would save is the same (works for PCA and embedding spaces alike)."""
+    if a is b:
+        return True
+    (ta, ma), (tb, mb) = a.state(), b.state()
+    return ma == mb and ta.keys() == tb.keys() and all(np.allclose(ta[k], tb[k]) for k in ta)
 
 
 def evaluate_generators(
@@ -214,7 +217,7 @@ def evaluate_synthetic(
     treatment_of = {w: code[t] for w, t in screen.wells[k.treatment].astype(str).items()}
     data = _Data(screen, rna_space, synthetic)
     methods = list(synthetic)
-    draws = {s: bootstrap.well_draws(len(screen.wells_in(s)), config.n_boot, config.seed + zlib.crc32(s.encode()))
+    draws = {s: bootstrap.well_draws(len(screen.wells_in(s)), config.n_boot, well_seed(config.seed, s, "bootstrap"))
              for s in splits}
 
     accuracy: dict = {m: {} for m in [REFERENCE, *methods]}
@@ -299,16 +302,20 @@ def _fidelity(data: _Data, methods: list[str], splits: list[str], config: Benchm
     reference_table = CellTable(np.concatenate([t.X for t in reference]), np.concatenate([t.wells for t in reference]))
     out: dict = {m: {} for m in methods}
     steps = [(m, s) for s in splits for m in methods]
-    real_expression = {s: _real_expression_means(screen, space, s) for s in splits}
+    # Spaces without genes (a provided embedding) have no per-gene figure.
+    has_genes = space.decode is not None
+    real_expression = {s: _real_expression_means(screen, space, s) for s in splits} if has_genes else {}
     for method, split in _progress.get(progress).track(steps, "fidelity"):
         syn, real = data.table(f"syn:{method}", split), data.table("real", split)
         wells = screen.wells_in(split)
         ratios = fidelity.energy_ratios(syn, real, reference_table, {w: reference_well[treatment[w]] for w in wells},
                                         config.fidelity_cells, config.seed)
         values = np.array([r["ratio"] for r in ratios.values()])
-        genes_real, real_means = real_expression[split]
-        corr = fidelity.gene_correlation(_synthetic_expression_means(data.synthetic[method], space, k.sample, genes_real),
-                                         real_means)
+        corr = np.array([])
+        if has_genes:
+            wells_real, real_means = real_expression[split]
+            synthetic_means = _synthetic_expression_means(data.synthetic[method], space, k.sample, wells_real)
+            corr = fidelity.gene_correlation(synthetic_means, real_means)
         out[method][split] = {
             "localisation": fidelity.localisation(syn, real, treatment),
             "energy_ratio_median": _finite_median(values),
@@ -335,7 +342,7 @@ def _synthetic_expression_means(syn: ad.AnnData, space: RNASpace, sample_key: st
     if syn.n_vars == len(space.genes) and syn.var_names.tolist() == space.genes:
         X = syn.X[mask]
         X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
-    else:  # embedding-space generators leave X empty: decode their latents
+    else:  # X absent or over other genes (e.g. a file saved without it): decode the latents
         X = space.decode(np.asarray(syn.obsm[LATENT_KEY])[mask])
     return CellTable(X, labels).well_means(wells)
 
