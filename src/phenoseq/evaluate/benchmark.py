@@ -31,10 +31,19 @@ import numpy as np
 from phenoseq import progress as _progress
 from phenoseq.errors import PhenoseqError
 from phenoseq.evaluate import bootstrap, fidelity
-from phenoseq.evaluate.identification import WellPredictions, fit_classifier, predict_wells
+from phenoseq.evaluate.identification import (
+    WellPredictions,
+    fit_classifier,
+    predict_wells,
+)
 from phenoseq.evaluate.inputs import check_synthetic, covered_splits
 from phenoseq.evaluate.jsonable import jsonable
-from phenoseq.evaluate.profiles import CellTable, multi_profiles, paired, single_profiles
+from phenoseq.evaluate.profiles import (
+    CellTable,
+    multi_profiles,
+    paired,
+    single_profiles,
+)
 from phenoseq.generate.output import LATENT_KEY
 from phenoseq.generate.seeds import well_seed
 from phenoseq.io.screen import PairedScreen

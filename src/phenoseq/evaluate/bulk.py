@@ -50,8 +50,10 @@ import numpy as np
 
 from phenoseq.errors import PhenoseqError
 from phenoseq.evaluate.jsonable import jsonable
+from phenoseq.groups import group_means
 from phenoseq.io.files import atomic_path
 from phenoseq.io.screen import PairedScreen
+from phenoseq.io.validate import preview
 from phenoseq.rna.space import RNASpace
 
 BULK_FORMAT = "phenoseq-bulk-benchmark"
@@ -59,25 +61,11 @@ METRICS_FILE = "metrics.json"
 SPLIT_LABELS = {"test": "WE", "test_he": "HE"}
 
 
-def _preview(values, n: int = 5) -> str:
-    values = sorted(values)
-    return "[" + ", ".join(repr(v) for v in values[:n]) + (", …" if len(values) > n else "") + f"] ({len(values)} in all)"
-
-
-def _group_means(X: np.ndarray, labels: np.ndarray, order: list[str]) -> np.ndarray:
-    """``(len(order), G)`` mean of the rows of ``X`` ``(n, G)`` whose label is each entry of ``order``."""
-    names, codes = np.unique(labels, return_inverse=True)
-    sums = np.zeros((len(names), X.shape[1]))
-    np.add.at(sums, codes, np.asarray(X, dtype=np.float64))
-    means = sums / np.bincount(codes, minlength=len(names))[:, None]
-    return means[np.searchsorted(names, order)]
-
-
 def real_profiles(screen: PairedScreen, rna_space: RNASpace, samples: list[str]) -> np.ndarray:
     """``(len(samples), G)`` real expression of each sample over ``rna_space.genes`` (mean of its RNA rows)."""
     rna = screen.subset("rnaseq", samples)
     labels = rna.obs[screen.keys.sample].astype(str).to_numpy()
-    return _group_means(rna_space.expression(rna), labels, samples)
+    return group_means(rna_space.expression(rna), labels, samples)[1]
 
 
 def _synthetic_expression(syn: ad.AnnData, rna_space: RNASpace, name: str) -> np.ndarray:
@@ -106,7 +94,7 @@ def _check_coverage(syn: ad.AnnData, screen: PairedScreen, name: str, split: str
     missing = set(samples) - set(syn.obs[k.sample].astype(str))
     if missing:
         raise PhenoseqError(
-            f"{name}: no synthetic cells for held-out samples {_preview(missing)} of split {split!r}; generate for "
+            f"{name}: no synthetic cells for held-out samples {preview(sorted(missing))} of split {split!r}; generate for "
             "every sample of the held-out splits (e.g. `phenoseq generate` on the whole imaging file), or "
             "evaluate fewer splits (--split)."
         )
@@ -209,7 +197,7 @@ def evaluate_bulk(
         keep = np.isin(labels, [s for samples in present.values() for s in samples])
         results[name] = {}
         for split, samples in present.items():
-            generated = _group_means(X[keep], labels[keep], samples)
+            generated = group_means(X[keep], labels[keep], samples)[1]
             results[name][split] = score_profiles(generated, real[split], baseline, samples)
     reference = {}
     for split, samples in present.items():

@@ -7,12 +7,8 @@ import anndata as ad
 from phenoseq.errors import PhenoseqError
 from phenoseq.generate.output import LATENT_KEY
 from phenoseq.io.screen import PairedScreen
+from phenoseq.io.validate import preview
 from phenoseq.rna.space import RNASpace
-
-
-def _preview(values, n: int = 5) -> str:
-    values = sorted(values)
-    return "[" + ", ".join(repr(v) for v in values[:n]) + (", …" if len(values) > n else "") + f"] ({len(values)} in all)"
 
 
 def check_synthetic(synthetic: ad.AnnData, screen: PairedScreen, rna_space: RNASpace, name: str) -> set[str]:
@@ -42,13 +38,13 @@ def check_synthetic(synthetic: ad.AnnData, screen: PairedScreen, rna_space: RNAS
     unknown = wells - imaging_wells
     if unknown:
         raise PhenoseqError(
-            f"{name}: wells {_preview(unknown)} are not in the imaging data; synthetic cells must come from "
+            f"{name}: wells {preview(sorted(unknown))} are not in the imaging data; synthetic cells must come from "
             "the screen being evaluated."
         )
     missing = set(screen.wells_in("train")) - wells
     if missing:
         raise PhenoseqError(
-            f"{name}: no synthetic cells for training wells {_preview(missing)}; generate for the training and "
+            f"{name}: no synthetic cells for training wells {preview(sorted(missing))}; generate for the training and "
             "test wells (e.g. every well) so the synthetic classifiers can be trained."
         )
     return wells
@@ -72,7 +68,7 @@ def covered_splits(screen: PairedScreen, synthetic_wells: dict[str, set[str]], s
             name, have = next((n, c) for n, c in coverage.items() if len(c) != len(wells))
             raise PhenoseqError(
                 f"{name}: synthetic cells cover {len(have)} of the {len(wells)} wells of split {split!r} "
-                f"(missing {_preview(wells - have)}); generate for all of them or for none."
+                f"(missing {preview(sorted(wells - have))}); generate for all of them or for none."
             )
     if not out:
         raise PhenoseqError(

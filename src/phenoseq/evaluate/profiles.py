@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from phenoseq.generate.seeds import well_rng
+from phenoseq.groups import group_means
 
 
 @dataclass
@@ -35,8 +36,7 @@ class CellTable:
 
     def well_means(self, wells: list[str]) -> np.ndarray:
         """``(len(wells), d)`` mean feature vector of each listed well."""
-        groups = self.groups()
-        return np.stack([self.X[groups[w]].mean(axis=0) for w in wells])
+        return group_means(self.X, self.wells, wells)[1]
 
 
 def paired(imaging: CellTable, rna: CellTable, seed: int, purpose: str) -> CellTable:

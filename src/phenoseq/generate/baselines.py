@@ -12,14 +12,14 @@ AnnData contract of :mod:`phenoseq.generate.output`, and a ``rna_space`` attribu
 
 from __future__ import annotations
 
-from phenoseq.generate.seeds import well_rng, well_seed
-
 import anndata as ad
 import numpy as np
 
 from phenoseq import progress as _progress
 from phenoseq.errors import PhenoseqError
 from phenoseq.generate.output import synthetic_adata, well_metadata
+from phenoseq.generate.seeds import well_rng, well_seed
+from phenoseq.groups import group_means
 from phenoseq.io.screen import PairedScreen
 from phenoseq.rna.space import RNASpace
 
@@ -44,12 +44,7 @@ class _MorphologyWells:
                 f"({imaging.n_vars} vs {len(self.features)} features, or a different order)"
             )
         X = (np.asarray(imaging.X, dtype=np.float64) - self.mean) / self.scale
-        samples = imaging.obs[self.sample_key].astype(str).to_numpy()
-        names = sorted(set(samples))
-        codes = np.searchsorted(names, samples)
-        sums = np.zeros((len(names), X.shape[1]))
-        np.add.at(sums, codes, X)
-        return names, sums / np.bincount(codes, minlength=len(names))[:, None]
+        return group_means(X, imaging.obs[self.sample_key].astype(str).to_numpy())
 
 
 def _check_cells_per_well(cells_per_well: int) -> None:
@@ -92,11 +87,9 @@ class RidgeBaseline:
         names, X = self._morph.well_means(screen.subset("imaging", train))
         rna = screen.subset("rnaseq", train)
         Z = rna_space.transform(rna).astype(np.float64)
-        codes = np.searchsorted(names, rna.obs[screen.keys.sample].astype(str).to_numpy())
-        counts = np.bincount(codes, minlength=len(names))
-        Y = np.zeros((len(names), Z.shape[1]))
-        np.add.at(Y, codes, Z)
-        Y /= counts[:, None]
+        samples = rna.obs[screen.keys.sample].astype(str).to_numpy()
+        _, Y = group_means(Z, samples, names)
+        codes = np.searchsorted(names, samples)
         # With one training well per treatment there are few rows; RidgeCV's efficient leave-one-out picks alpha.
         self.regression = RidgeCV(alphas=alphas).fit(X, Y)
         self.alpha = float(self.regression.alpha_)

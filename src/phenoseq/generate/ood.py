@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from phenoseq.groups import group_means
 from phenoseq.model.data import WellImaging
 
 
@@ -31,8 +32,7 @@ class OODScorer:
         k = min(n_components, *centred.shape)
         _, _, vt = np.linalg.svd(centred[:: max(1, len(centred) // 20000)], full_matrices=False)
         components = vt[:k].astype(np.float32)
-        names = np.unique(samples)
-        means = np.stack([(features[samples == s] @ components.T).mean(axis=0) for s in names])
+        _, means = group_means(features @ components.T, samples)
         if len(means) < 2:
             return cls(components, means, 1.0, np.inf)
         d = cdist(means, means)
@@ -43,10 +43,7 @@ class OODScorer:
 
     def score(self, imaging: WellImaging) -> np.ndarray:
         """``(n_wells,)`` scores for the wells of ``imaging`` (in its sorted well order)."""
-        means = np.stack([
-            (imaging.features[s:s + n].numpy() @ self.components.T).mean(axis=0)
-            for s, n in zip(imaging.starts, imaging.counts)
-        ])
+        _, means = group_means(imaging.features.numpy() @ self.components.T, np.repeat(imaging.names, imaging.counts))
         return (cdist(means, self.means).min(axis=1) / self.scale).astype(np.float32)
 
     def state(self) -> dict[str, np.ndarray]:

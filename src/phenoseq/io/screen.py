@@ -99,7 +99,7 @@ class PairedScreen:
             if self.unpaired == "error":
                 problems.append(
                     f"wells in one modality only: {len(imaging_only)} imaging-only "
-                    f"{validate._preview(imaging_only)}, {len(rna_only)} RNA-only {validate._preview(rna_only)}. "
+                    f"{validate.preview(imaging_only)}, {len(rna_only)} RNA-only {validate.preview(rna_only)}. "
                     "Pass unpaired='drop' (CLI: --drop-unpaired) to train on the paired wells; imaging-only wells "
                     "can still be used for generation."
                 )

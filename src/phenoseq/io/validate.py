@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from phenoseq.io.keys import ScreenKeys
 
 
-def _preview(values, n: int = 5) -> str:
+def preview(values, n: int = 5) -> str:
     values = list(values)
     shown = ", ".join(repr(v) for v in values[:n])
     return f"[{shown}{', …' if len(values) > n else ''}] ({len(values)} in all)"
@@ -31,17 +31,17 @@ def check_obs_columns(adata: ad.AnnData, keys: ScreenKeys, source: str) -> list[
     missing = [c for c in keys.columns if c not in adata.obs.columns]
     if missing:
         problems.append(
-            f"{source}: obs is missing column(s) {missing}; found {_preview(adata.obs.columns, 12)}. "
+            f"{source}: obs is missing column(s) {missing}; found {preview(adata.obs.columns, 12)}. "
             "Add them, or name the columns to use (e.g. --sample-key / ScreenKeys(sample=...))."
         )
     for col in keys.columns:
         if col in adata.obs.columns and adata.obs[col].isna().any():
             bad = adata.obs_names[adata.obs[col].isna().to_numpy()]
-            problems.append(f"{source}: obs column {col!r} has missing values in cells {_preview(bad)}.")
+            problems.append(f"{source}: obs column {col!r} has missing values in cells {preview(bad)}.")
     if adata.obs_names.has_duplicates:
         dups = adata.obs_names[adata.obs_names.duplicated()].unique()
         problems.append(
-            f"{source}: duplicated cell ids {_preview(dups)}; cell ids (obs_names) must be unique "
+            f"{source}: duplicated cell ids {preview(dups)}; cell ids (obs_names) must be unique "
             "(adata.obs_names_make_unique() fixes this)."
         )
     return problems
@@ -62,7 +62,7 @@ def check_features(adata: ad.AnnData, source: str) -> list[str]:
     rows, cols = np.nonzero(~np.isfinite(dense))
     return [
         f"{source}: X has {int(bad.sum())} NaN/inf values in {len(np.unique(rows))} cells "
-        f"(cells {_preview(adata.obs_names[np.unique(rows)])}, features {_preview(adata.var_names[np.unique(cols)])}). "
+        f"(cells {preview(adata.obs_names[np.unique(rows)])}, features {preview(adata.var_names[np.unique(cols)])}). "
         "Drop those cells or features, or impute them, before loading."
     ]
 
@@ -111,7 +111,7 @@ def check_well_consistency(adata: ad.AnnData, keys: ScreenKeys, source: str) -> 
         n = obs.groupby(keys.sample, observed=True)[col].nunique()
         bad = n.index[n > 1]
         if len(bad):
-            problems.append(f"{source}: wells {_preview(bad)} have more than one {col!r} value; a well must have one.")
+            problems.append(f"{source}: wells {preview(bad)} have more than one {col!r} value; a well must have one.")
     return problems
 
 
@@ -135,7 +135,7 @@ def check_pairing(
         diff = common[(imaging_wells.loc[common, col] != rna_wells.loc[common, col]).to_numpy()]
         if len(diff):
             problems.append(
-                f"{sources[0]} and {sources[1]} disagree on {col!r} for wells {_preview(diff)}; "
+                f"{sources[0]} and {sources[1]} disagree on {col!r} for wells {preview(diff)}; "
                 "the same well must carry the same annotation in both files."
             )
     for table, source, minimum in ((imaging_wells, sources[0], min_cells[0]), (rna_wells, sources[1], min_cells[1])):
@@ -143,7 +143,7 @@ def check_pairing(
         if len(small):
             counts = table.loc[small, "n_cells"].tolist()
             problems.append(
-                f"{source}: wells {_preview(small)} have fewer than {minimum} cells ({_preview(counts)}); "
+                f"{source}: wells {preview(small)} have fewer than {minimum} cells ({preview(counts)}); "
                 "drop them or lower the minimum."
             )
     return problems, imaging_only, rna_only
@@ -156,7 +156,7 @@ def check_training_treatments(wells: pd.DataFrame, keys: ScreenKeys) -> list[str
     if not missing:
         return []
     return [
-        f"treatments {_preview(missing)} have no paired well in the training split "
+        f"treatments {preview(missing)} have no paired well in the training split "
         f"(replicates {keys.splits.get('train')}); the model cannot learn them. "
         "Change the split map or drop those treatments."
     ]

@@ -27,7 +27,7 @@ import pandas as pd
 from phenoseq.errors import PhenoseqError
 from phenoseq.io.keys import ScreenKeys
 from phenoseq.io.readers.tables import clean_obs, read_frame
-from phenoseq.io.validate import _preview
+from phenoseq.io.validate import preview
 
 _WELL = re.compile(r"^\s*([A-Za-z]{1,2})\s*0*(\d{1,3})\s*$")
 
@@ -86,7 +86,7 @@ def _compound_table(ann: Annotation) -> tuple[pd.DataFrame, str]:
     if key not in compounds.columns:
         raise PhenoseqError(
             f"{source}: compound table has no {key!r} column to join the plate map on; found "
-            f"{_preview(list(compounds.columns), 10)}. Name the join column with platemap_sample (--platemap-sample)."
+            f"{preview(list(compounds.columns), 10)}. Name the join column with platemap_sample (--platemap-sample)."
         )
     compounds = compounds[compounds[key].notna()]
     # JUMP's table lists some compounds twice (same id, same name); only disagreeing duplicates are an error.
@@ -95,7 +95,7 @@ def _compound_table(ann: Annotation) -> tuple[pd.DataFrame, str]:
         conflicting = names.index[names > 1].tolist()
         if conflicting:
             raise PhenoseqError(
-                f"{source}: compounds {_preview(conflicting)} appear with different pert_iname values; "
+                f"{source}: compounds {preview(conflicting)} appear with different pert_iname values; "
                 "keep one row per compound."
             )
     return compounds.drop_duplicates(subset=[key], keep="first"), source
@@ -111,13 +111,13 @@ def join_platemap(obs: pd.DataFrame, ann: Annotation, plate_col: str | None, wel
     missing = [c for c in wanted if c not in platemap.columns]
     if missing:
         raise PhenoseqError(
-            f"{pm_source}: plate map is missing column(s) {missing}; found {_preview(list(platemap.columns), 10)}. "
+            f"{pm_source}: plate map is missing column(s) {missing}; found {preview(list(platemap.columns), 10)}. "
             "Name its columns with platemap_well / platemap_sample (--platemap-well / --platemap-sample)."
         )
     if well_col not in obs.columns:
         raise PhenoseqError(
             f"{source}: no well column {well_col!r} to join the plate map on; found "
-            f"{_preview([c for c in obs.columns if c.startswith('Metadata_')], 10)}. Name it with well_column (--well-column)."
+            f"{preview([c for c in obs.columns if c.startswith('Metadata_')], 10)}. Name it with well_column (--well-column)."
         )
     join = ["_well"] + (["_plate"] if ann.platemap_plate else [])
     platemap = platemap.assign(_well=platemap[ann.platemap_well].astype(str).map(normalise_well))
@@ -127,13 +127,13 @@ def join_platemap(obs: pd.DataFrame, ann: Annotation, plate_col: str | None, wel
         platemap["_plate"] = platemap[ann.platemap_plate].astype(str)
     dups = platemap.loc[platemap.duplicated(join, keep=False), ann.platemap_well].unique().tolist()
     if dups:
-        raise PhenoseqError(f"{pm_source}: wells {_preview(dups)} appear more than once in the plate map; keep one row per well.")
+        raise PhenoseqError(f"{pm_source}: wells {preview(dups)} appear more than once in the plate map; keep one row per well.")
     if ann.compounds is not None:
         compounds, _ = _compound_table(ann)
         unknown = sorted(set(platemap[ann.platemap_sample].dropna()) - set(compounds[ann.platemap_sample]))
         if unknown:
             raise PhenoseqError(
-                f"{pm_source}: plate-map samples {_preview(unknown)} are not in the compound table; "
+                f"{pm_source}: plate-map samples {preview(unknown)} are not in the compound table; "
                 "use the compound table that belongs to this plate map."
             )
         extra = [c for c in compounds.columns if c != ann.platemap_sample and c not in platemap.columns]
@@ -147,8 +147,8 @@ def join_platemap(obs: pd.DataFrame, ann: Annotation, plate_col: str | None, wel
     if len(absent):
         shown = [" ".join(t) if isinstance(t, tuple) else t for t in absent]
         raise PhenoseqError(
-            f"{source}: wells {_preview(shown)} are not in the plate map {pm_source} (it has "
-            f"{_preview(platemap[ann.platemap_well].tolist(), 4)}). Use the plate map of this plate, or fix the "
+            f"{source}: wells {preview(shown)} are not in the plate map {pm_source} (it has "
+            f"{preview(platemap[ann.platemap_well].tolist(), 4)}). Use the plate map of this plate, or fix the "
             "well names (well_column)."
         )
     renamed = {c: c if c.startswith("Metadata_") else f"Metadata_{c}" for c in platemap.columns if c not in join}
@@ -167,7 +167,7 @@ def _treatment_from_platemap(obs: pd.DataFrame, ann: Annotation, source: str) ->
     if empty.any():
         if "Metadata_solvent" not in obs.columns:
             raise PhenoseqError(
-                f"{source}: wells {_preview(obs.index[empty.to_numpy()].unique())} have no {ann.platemap_sample!r} in "
+                f"{source}: wells {preview(obs.index[empty.to_numpy()].unique())} have no {ann.platemap_sample!r} in "
                 "the plate map and it has no 'solvent' column to name them by; fill them in the plate map."
             )
         treatment = treatment.where(~empty, obs["Metadata_solvent"])
@@ -178,7 +178,7 @@ def _column(obs: pd.DataFrame, column: str, source: str, option: str) -> pd.Seri
     if column not in obs.columns:
         raise PhenoseqError(
             f"{source}: {option} names column {column!r}, which is not there; found "
-            f"{_preview(list(obs.columns), 10)}."
+            f"{preview(list(obs.columns), 10)}."
         )
     values = obs[column]
     if values.isna().any():

@@ -11,14 +11,19 @@ import os
 import anndata as ad
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 from phenoseq.errors import PhenoseqError
+from phenoseq.groups import group_means
 from phenoseq.io.keys import ScreenKeys
 from phenoseq.io.readers.annotate import Annotation, assign_keys
 from phenoseq.io.readers.gct import read_gct, read_gctx
-from phenoseq.io.readers.tables import check_names, clean_obs, numeric_matrix, read_frame
-from phenoseq.io.validate import _preview
+from phenoseq.io.readers.tables import (
+    check_names,
+    clean_obs,
+    numeric_matrix,
+    read_frame,
+)
+from phenoseq.io.validate import preview
 
 # L1000 (CMap) column-metadata names, used when present and nothing else is said.
 L1000_DEFAULTS = {"treatment": "pert_iname", "plate": "det_plate", "well": "det_well"}
@@ -78,7 +83,7 @@ def read_expression_table(
         sample_column = keys.sample if keys.sample in frame.columns else (first if first.startswith("Unnamed: 0") or first == "" else None)
     if sample_column is None or sample_column not in frame.columns:
         raise PhenoseqError(
-            f"{source}: no sample id column ({sample_column or keys.sample!r}); found {_preview(list(frame.columns), 8)}. "
+            f"{source}: no sample id column ({sample_column or keys.sample!r}); found {preview(list(frame.columns), 8)}. "
             "Name it with sample_column (--sample-column)."
         )
     if metadata_columns is None:
@@ -86,7 +91,7 @@ def read_expression_table(
     else:
         missing = [c for c in metadata_columns if c not in frame.columns]
         if missing:
-            raise PhenoseqError(f"{source}: metadata columns {missing} are not in the table; found {_preview(list(frame.columns), 8)}.")
+            raise PhenoseqError(f"{source}: metadata columns {missing} are not in the table; found {preview(list(frame.columns), 8)}.")
     meta = list(dict.fromkeys([sample_column] + list(metadata_columns)))
     genes = [c for c in frame.columns if c not in meta]
     if not genes:
@@ -150,14 +155,10 @@ def aggregate_wells(adata: ad.AnnData, keys: ScreenKeys | None = None, layer: st
     """
     keys = keys or ScreenKeys()
     if keys.sample not in adata.obs.columns:
-        raise PhenoseqError(f"cannot aggregate: obs has no well column {keys.sample!r}; found {_preview(list(adata.obs.columns), 8)}.")
+        raise PhenoseqError(f"cannot aggregate: obs has no well column {keys.sample!r}; found {preview(list(adata.obs.columns), 8)}.")
     wells = adata.obs[keys.sample].astype(str).to_numpy()
-    names, inverse = np.unique(wells, return_inverse=True)
-    X = adata.layers[layer] if layer is not None else adata.X
-    onehot = sp.csr_matrix((np.ones(len(wells)), (inverse, np.arange(len(wells)))), shape=(len(names), len(wells)))
-    counts = np.asarray(onehot.sum(axis=1)).ravel()
-    sums = onehot @ (X if sp.issparse(X) else np.asarray(X, dtype=np.float64))
-    means = np.asarray(sums.toarray() if sp.issparse(sums) else sums) / counts[:, None]
+    names, means = group_means(adata.layers[layer] if layer is not None else adata.X, wells)
+    counts = np.unique(wells, return_counts=True)[1]
     obs = adata.obs.copy()
     obs[keys.sample] = wells
     grouped = obs.groupby(keys.sample, sort=True, observed=True)

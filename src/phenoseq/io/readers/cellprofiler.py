@@ -18,7 +18,7 @@ import pandas as pd
 from phenoseq import progress as progress_mod
 from phenoseq.errors import PhenoseqError
 from phenoseq.io.readers.tables import read_frame, require_file
-from phenoseq.io.validate import _preview
+from phenoseq.io.validate import preview
 
 COMPARTMENTS = ("Cells", "Cytoplasm", "Nuclei")
 IMAGE_KEYS = ("TableNumber", "ImageNumber")
@@ -60,7 +60,7 @@ def merge_compartments(
     renamed = {}
     for comp, table in objects.items():
         if "ObjectNumber" not in table.columns:
-            raise PhenoseqError(f"{source}: the {comp} table has no 'ObjectNumber' column; found {_preview(list(table.columns), 6)}.")
+            raise PhenoseqError(f"{source}: the {comp} table has no 'ObjectNumber' column; found {preview(list(table.columns), 6)}.")
         dup = table.duplicated(keys + ["ObjectNumber"])
         if dup.any():
             raise PhenoseqError(
@@ -94,7 +94,7 @@ def merge_compartments(
     if orphans.any():
         raise PhenoseqError(
             f"{source}: {int(orphans.sum())} objects belong to images missing from the Image table "
-            f"(ImageNumber {_preview(cells.loc[orphans, 'ImageNumber'].unique().tolist())})."
+            f"(ImageNumber {preview(cells.loc[orphans, 'ImageNumber'].unique().tolist())})."
         )
     cells = cells.drop(columns="_merge").rename(columns={k: f"Metadata_{k}" for k in keys})
     main = "Cells" if "Cells" in comps else base
@@ -206,7 +206,7 @@ def read_cellprofiler_tables(
     if any(c != common for c in columns):
         odd = sorted(set.union(*columns) - common)
         raise PhenoseqError(
-            f"the {len(frames)} inputs do not have the same columns ({len(odd)} differ, e.g. {_preview(odd)}); "
+            f"the {len(frames)} inputs do not have the same columns ({len(odd)} differ, e.g. {preview(odd)}); "
             "convert inputs measured with different pipelines separately."
         )
     return pd.concat(frames, ignore_index=True)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from phenoseq.errors import PhenoseqError
 from phenoseq.io.readers.tables import check_names, clean_obs, require_file
-from phenoseq.io.validate import _preview
+from phenoseq.io.validate import preview
 
 MISSING_META = ("-666", "-666.0", "-666.000000")  # CMap's placeholder for "no value" in metadata
 
@@ -135,7 +135,7 @@ def read_gctx(path: str | os.PathLike, var_names: str | None = None) -> ad.AnnDa
     with handle:
         for node in ("0/DATA/0/matrix", "0/META/ROW/id", "0/META/COL/id"):
             if node not in handle:
-                raise PhenoseqError(f"{path}: no /{node} dataset; not a GCTX file (found {_preview(list(handle.keys()))}).")
+                raise PhenoseqError(f"{path}: no /{node} dataset; not a GCTX file (found {preview(list(handle.keys()))}).")
         row = {k: handle["0/META/ROW"][k][()] for k in handle["0/META/ROW"]}
         col = {k: handle["0/META/COL"][k][()] for k in handle["0/META/COL"]}
         matrix = handle["0/DATA/0/matrix"][()]
@@ -170,7 +170,7 @@ def _text(values: np.ndarray) -> np.ndarray:
 def _expression(X: np.ndarray, obs: pd.DataFrame, var: pd.DataFrame, source: str, var_names: str | None, fmt: str) -> ad.AnnData:
     if var_names is not None:
         if var_names not in var.columns:
-            raise PhenoseqError(f"{source}: no row-metadata field {var_names!r} for gene names; found {_preview(list(var.columns))}.")
+            raise PhenoseqError(f"{source}: no row-metadata field {var_names!r} for gene names; found {preview(list(var.columns))}.")
         var = var.assign(**{"id": var.index})
         var.index = check_names(
             var[var_names].tolist(), source, f"gene names in {var_names!r}",

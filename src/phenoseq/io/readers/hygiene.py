@@ -17,7 +17,7 @@ import pandas as pd
 from phenoseq.errors import PhenoseqError
 from phenoseq.io.keys import ScreenKeys
 from phenoseq.io.readers.blocklist import pycytominer_blocklist
-from phenoseq.io.validate import _preview
+from phenoseq.io.validate import preview
 
 MAD_TO_SD = 1.4826  # scipy's scale="normal": makes the MAD of a normal sample estimate its SD
 
@@ -160,7 +160,7 @@ def apply_hygiene(adata: ad.AnnData, hygiene: Hygiene, keys: ScreenKeys, plate_c
             without = sorted(set(plates) - set(plates[reference]))
             if without:
                 raise PhenoseqError(
-                    f"{source}: plates {_preview(without)} have no control cells ({keys.group} == 'control'; "
+                    f"{source}: plates {preview(without)} have no control cells ({keys.group} == 'control'; "
                     f"controls = treatments {adata.uns.get('phenoseq_input', {}).get('controls', ['DMSO'])}). "
                     "Name the control treatments (--controls), normalise against all cells "
                     "(--normalize-against all), or skip normalisation (--normalize none)."

@@ -14,7 +14,7 @@ from phenoseq.io.readers.annotate import Annotation, assign_keys
 from phenoseq.io.readers.cellprofiler import COMPARTMENTS, read_cellprofiler_tables
 from phenoseq.io.readers.hygiene import Hygiene, apply_hygiene
 from phenoseq.io.readers.tables import check_names, clean_obs, numeric_matrix
-from phenoseq.io.validate import _preview
+from phenoseq.io.validate import preview
 
 
 def cell_names(obs: pd.DataFrame, keys: ScreenKeys) -> pd.Index:
@@ -61,7 +61,7 @@ def profiles_to_anndata(
     feature_cols = [c for c in frame.columns if c.startswith(prefixes)]
     if not feature_cols:
         raise PhenoseqError(
-            f"{source}: no feature columns starting with {list(prefixes)}; found {_preview(list(frame.columns), 8)}. "
+            f"{source}: no feature columns starting with {list(prefixes)}; found {preview(list(frame.columns), 8)}. "
             "Name the compartments measured (--compartments)."
         )
     check_names(feature_cols, source, "feature columns", "Rename or drop the repeated columns.")

@@ -25,7 +25,7 @@ from phenoseq.io.files import read_h5ad
 from phenoseq.io.keys import ScreenKeys
 from phenoseq.io.readers.annotate import Annotation, assign_keys
 from phenoseq.io.readers.tables import check_names, clean_obs
-from phenoseq.io.validate import _preview
+from phenoseq.io.validate import preview
 
 EMBEDDING_KEY = "X_embedding"
 """obsm key of a precomputed per-cell RNA embedding (e.g. scGPT) in phenoseq's standard RNA AnnData."""
@@ -44,7 +44,7 @@ def _embedding(adata: ad.AnnData, key: str | None, source: str, option: str) -> 
         return None
     if key not in adata.obsm:
         raise PhenoseqError(
-            f"{source}: no obsm[{key!r}] ({option}); obsm holds {_preview(list(adata.obsm.keys()))}. "
+            f"{source}: no obsm[{key!r}] ({option}); obsm holds {preview(list(adata.obsm.keys()))}. "
             "Name one of those, or leave the option out to use X."
         )
     emb = adata.obsm[key]
@@ -60,7 +60,7 @@ def _only_obsm_key(adata: ad.AnnData, source: str) -> str:
     keys = [k for k in adata.obsm.keys() if np.ndim(adata.obsm[k]) == 2]
     if len(keys) != 1:
         raise PhenoseqError(
-            f"{source}: X is empty and obsm holds {_preview(keys)}; name the embedding to use "
+            f"{source}: X is empty and obsm holds {preview(keys)}; name the embedding to use "
             "(imaging_embedding / rna_embedding, CLI --embedding)."
         )
     return keys[0]
@@ -181,7 +181,7 @@ def training_matrix(adata: ad.AnnData, space: str = "auto") -> np.ndarray | sp.s
     if space == "embedding" or (space == "auto" and EMBEDDING_KEY in adata.obsm):
         if EMBEDDING_KEY not in adata.obsm:
             raise PhenoseqError(
-                f"no obsm[{EMBEDDING_KEY!r}] embedding in this AnnData (obsm has {_preview(list(adata.obsm.keys()))}); "
+                f"no obsm[{EMBEDDING_KEY!r}] embedding in this AnnData (obsm has {preview(list(adata.obsm.keys()))}); "
                 "convert the RNA file with rna_embedding=<obsm key> (CLI --embedding)."
             )
         return np.asarray(adata.obsm[EMBEDDING_KEY])

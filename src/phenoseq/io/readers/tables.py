@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from phenoseq.errors import PhenoseqError
-from phenoseq.io.validate import _preview
+from phenoseq.io.validate import preview
 
 # Spellings of "missing" that text exports use; they are NaN, not malformed numbers.
 MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
@@ -76,7 +76,7 @@ def _check_header(path: Path, frame: pd.DataFrame) -> None:
     dups = raw[raw.duplicated() & raw.notna()].unique().tolist()
     if dups:
         raise PhenoseqError(
-            f"{path}: duplicated column names {_preview(dups)}; each column must be unique (a repeated gene or "
+            f"{path}: duplicated column names {preview(dups)}; each column must be unique (a repeated gene or "
             "feature suggests two tables were pasted together)."
         )
 
@@ -99,7 +99,7 @@ def require_columns(frame: pd.DataFrame, columns: list[str], source: str, hint: 
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise PhenoseqError(
-            f"{source}: missing column(s) {missing}; found {_preview(list(frame.columns), 10)}. {hint}"
+            f"{source}: missing column(s) {missing}; found {preview(list(frame.columns), 10)}. {hint}"
         )
 
 
@@ -124,7 +124,7 @@ def numeric_matrix(frame: pd.DataFrame, columns: list[str], source: str, what: s
         fixed[col] = coerced
     if bad_columns:
         raise PhenoseqError(
-            f"{source}: {len(bad_columns)} {what} column(s) hold non-numeric values: {_preview(bad_columns)}, "
+            f"{source}: {len(bad_columns)} {what} column(s) hold non-numeric values: {preview(bad_columns)}, "
             f"e.g. {', '.join(examples[:5])}. Fix those values, or (if the column is an annotation) name it "
             "Metadata_<name> so it is read as metadata."
         )
@@ -172,9 +172,9 @@ def check_names(names: pd.Index | list, source: str, what: str, hint: str) -> pd
     index = pd.Index(names)
     empty = [i for i, n in enumerate(index) if pd.isna(n) or str(n).strip() == ""]
     if empty:
-        raise PhenoseqError(f"{source}: {len(empty)} {what} have no name (positions {_preview(empty)}). {hint}")
+        raise PhenoseqError(f"{source}: {len(empty)} {what} have no name (positions {preview(empty)}). {hint}")
     index = index.astype(str)
     if index.has_duplicates:
         dups = index[index.duplicated()].unique().tolist()
-        raise PhenoseqError(f"{source}: duplicated {what} {_preview(dups)}; each must be unique. {hint}")
+        raise PhenoseqError(f"{source}: duplicated {what} {preview(dups)}; each must be unique. {hint}")
     return index
