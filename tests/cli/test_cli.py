@@ -70,3 +70,27 @@ def test_train_generate_resume(screen_dir, tmp_path, capsys):
     # Refuses to write over its own input.
     assert run("generate", "-m", str(model_dir), "-i", imaging, "-o", imaging, "-q") == 2
     assert ad.read_h5ad(imaging).n_vars == 30
+
+
+def test_split_map_and_unseen_treatments_on_the_command_line(screen_dir, tmp_path, capsys):
+    """Real conversions rarely use replicates 3/5/4: --splits maps them; --allow-unseen trains without some
+    treatments' wells (they are left to the model as unseen compounds)."""
+    imaging = ad.read_h5ad(screen_dir / "imaging.h5ad")
+    rnaseq = ad.read_h5ad(screen_dir / "rnaseq.h5ad")
+    for a, name in ((imaging, "img.h5ad"), (rnaseq, "rna.h5ad")):
+        a.obs["Replicate"] = a.obs["Replicate"].map({"1": "A", "2": "B", "3": "C", "4": "D", "5": "E"})
+        drop = (a.obs["Treatment"] == "HI-1") & (a.obs["Replicate"] == "C")
+        a[~drop.to_numpy()].copy().write_h5ad(tmp_path / name)
+    files = (str(tmp_path / "img.h5ad"), str(tmp_path / "rna.h5ad"))
+    splits = ["--splits", "train=C;val=E;test=D;test_he=A,B"]
+    assert run("info", *files, *splits) == 1
+    assert "HI-1" in capsys.readouterr().out
+    assert run("info", *files, *splits, "--allow-unseen") == 0
+    assert run("train", "-i", files[0], "-r", files[1], "-o", str(tmp_path / "m"), "--preset", "tiny",
+               "--max-epochs", "1", *splits, "-q") == 2
+    assert "HI-1" in capsys.readouterr().err
+    assert run("train", "-i", files[0], "-r", files[1], "-o", str(tmp_path / "m"), "--preset", "tiny",
+               "--max-epochs", "1", *splits, "--allow-unseen", "-q") == 0
+    import json
+
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["keys"]["splits"]["train"] == ["C"]

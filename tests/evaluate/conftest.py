@@ -27,7 +27,38 @@ def fast_config():
     from phenoseq.evaluate import BenchmarkConfig
 
     return BenchmarkConfig(n_boot=200, max_cells_per_well=40, sets_per_well=10, cells_per_set=5, fidelity_cells=30,
-                           embedding_cells=10)
+                           embedding_cells=10, cells_per_well=30, pooled_context=16)
+
+
+class RealCells:
+    """A known-answer generator: a well's synthetic cells are real RNA cells of ``source_of(well)``, resampled.
+
+    Context sets (``"<well>::set<j>"``) get cells of their well's source, so the matched-context profiles work.
+    """
+
+    def __init__(self, screen, space, name: str, source_of=None):
+        k = screen.keys
+        rna = screen.rnaseq
+        self.name, self.rna_space, self.keys = name, space, k
+        self._latent = space.transform(rna)
+        self._samples = rna.obs[k.sample].astype(str).to_numpy()
+        self._source_of = source_of or (lambda w: w)
+        self._screen = screen
+
+    def generate(self, imaging, cells_per_well, seed=0, progress=None):
+        from phenoseq.generate.output import SET_SEPARATOR, synthetic_adata, well_metadata
+        from phenoseq.generate.seeds import well_rng
+
+        ids = sorted(imaging.obs[self.keys.sample].astype(str).unique())
+        latent, labels = [], []
+        for sid in ids:
+            pool = np.flatnonzero(self._samples == self._source_of(sid.split(SET_SEPARATOR)[0]))
+            pick = well_rng(seed, sid, "oracle").choice(pool, size=cells_per_well, replace=len(pool) < cells_per_well)
+            latent.append(self._latent[pick])
+            labels += [sid] * cells_per_well
+        return synthetic_adata(np.concatenate(latent), labels, well_metadata(imaging, self.keys), self.keys,
+                               seeds=np.zeros(len(labels)), settings={"model": self.name},
+                               decode=self.rna_space.decode, genes=self.rna_space.genes)
 
 
 def real_as_synthetic(screen, space, source_of: dict[str, str], name: str):

@@ -1,4 +1,4 @@
-"""Bulk (well-level) mode end to end: profile table → convert → train → generate → evaluate --bulk.
+"""Bulk (well-level) mode end to end: profile table → convert → train → evaluate --expression.
 
 Well-level data come from the small simulated screen: expression = well means of log-normalised counts,
 written as a CSV profile table and converted with ``phenoseq convert``; imaging = either one mean profile
@@ -14,10 +14,10 @@ import pytest
 
 from phenoseq.cli import run
 from phenoseq.errors import PhenoseqError
-from phenoseq.evaluate.bulk import evaluate_bulk, score_profiles
+from phenoseq.evaluate import BenchmarkConfig, evaluate
 
 KEYS = ["Sample_ID", "Treatment", "Replicate", "batch", "Group"]
-FIGURES = {"pearson", "pearson_raw", "rank"}
+FIGURES = {"pearson_genes", "pearson_latent", "pearson_genes_control", "pearson_latent_control", "rank"}
 
 
 @pytest.fixture(scope="module")
@@ -68,11 +68,11 @@ def space(screen):
 
 def profile_generator(screen, space, source_of: dict[str, str], cells: int = 2):
     """Synthetic cells whose decoded expression is exactly the real profile of ``source_of[sample]``."""
-    from phenoseq.evaluate.bulk import real_profiles
+    from phenoseq.evaluate.wells import real_profiles
     from phenoseq.generate.output import synthetic_adata, well_metadata
 
     samples = [s for s in source_of for _ in range(cells)]
-    X = real_profiles(screen, space, [source_of[s] for s in samples])
+    X = real_profiles(screen, space, [source_of[s] for s in samples]).genes
     return synthetic_adata(space.project(X.astype(np.float32)), samples, well_metadata(screen.imaging, screen.keys),
                            screen.keys, seeds=np.zeros(len(samples)), settings={"model": "profiles"},
                            decode=lambda _: X, genes=space.genes)
@@ -83,47 +83,45 @@ def held_out(screen) -> list[str]:
 
 
 def check_structure(metrics: dict, methods: list[str]) -> None:
-    assert metrics["mode"] == "bulk" and metrics["methods"] == methods
+    assert metrics["format"] == "phenoseq-metrics" and metrics["mode"] == "bulk" and metrics["methods"] == methods
     assert set(metrics["splits"]) == {"test", "test_he"}
+    assert "identification" not in metrics and "fidelity" not in metrics
     for split, info in metrics["splits"].items():
-        n = info["n_samples"]
-        assert n == len(info["samples"]) > 5
+        n = info["n_wells"]
         for method in methods:
-            entry = metrics["results"][method][split]
+            entry = metrics["wells"][method][split]
             assert set(entry) == FIGURES
-            assert set(entry["rank"]) == {"mean", "median", "top1", "top5", "chance_mean", "n_samples", "per_sample"}
-            assert entry["rank"]["chance_mean"] == (n + 1) / 2
-            assert sorted(entry["pearson"]["per_sample"]) == sorted(info["samples"])
-            assert all(1 <= r <= n for r in entry["rank"]["per_sample"].values())
-            lo, hi = entry["pearson"]["iqr"]
-            assert -1 <= lo <= entry["pearson"]["median"] <= hi <= 1
-        assert 0 < metrics["reference"][split]["pearson"]["median"] <= 1
+            assert entry["rank"]["chance_mean"] == (n // 2 + 1) / 2 if split == "test_he" else (n + 1) / 2
+            assert len(entry["pearson_genes"]["per_well"]) == n
+            assert all(1 <= r <= n for r in entry["rank"]["per_well"].values())
+            lo, hi = entry["pearson_genes"]["iqr"]
+            assert -1 <= lo <= entry["pearson_genes"]["median"] <= hi <= 1
+        assert metrics["wells"]["replicate"][split]["pearson_genes"]["median"] > 0.5
+    json.dumps(metrics, allow_nan=False)
 
 
 @pytest.mark.parametrize("imaging_file", ["imaging_wells.h5ad", "imaging_cells.h5ad"])
 def test_cli_end_to_end(bulk_files, converted, tmp_path, capsys, imaging_file):
-    """convert → train --expression → generate → evaluate (--bulk; auto-detected from the model without it)."""
+    """convert → train --expression → evaluate --model (bulk mode auto-detected from the model without the flag)."""
     imaging = bulk_files / imaging_file
     model = tmp_path / "model"
     assert run("train", "--imaging", imaging, "--rnaseq", converted, "--expression", "--out", model,
                "--preset", "tiny", "--max-epochs", 2, "--set", "n_latent=8", "-q") == 0
-    assert run("generate", "--model", model, "--imaging", imaging, "--out", tmp_path / "syn.h5ad",
-               "--cells-per-well", 2, "-q") == 0
-    bulk_flag = ["--bulk"] if imaging_file == "imaging_wells.h5ad" else []
+    flag = ["--expression"] if imaging_file == "imaging_wells.h5ad" else []
     capsys.readouterr()
-    code = run("evaluate", *bulk_flag, "--imaging", imaging, "--rnaseq", converted,
-               "--synthetic", tmp_path / "syn.h5ad", "--model", model, "--out", tmp_path / "eval",
-               "--cells-per-well", 2)
+    code = run("evaluate", *flag, "--imaging", imaging, "--rnaseq", converted, "--model", model, "--baselines",
+               "--out", tmp_path / "eval", "--report", tmp_path / "eval", "--cells-per-well", 2)
     assert code == 0
     printed = capsys.readouterr()
-    assert "chance mean rank" in printed.out and "ridge" in printed.out
-    if not bulk_flag:
+    assert "ridge" in printed.out and "replicate" in printed.out
+    if not flag:
         assert "bulk mode" in printed.err
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    check_structure(metrics, ["phenoseq-diffusion", "ridge"])
+    check_structure(metrics, ["phenoseq", "training_mean", "control", "ridge", "nearest_well", "shuffled_phenoseq"])
     assert metrics["settings"]["ridge"]["model"] == "ridge"
+    assert (tmp_path / "eval" / "report.html").is_file()
     # The ridge baseline carries real signal on this screen: far better than chance at identification.
-    ridge = metrics["results"]["ridge"]["test"]["rank"]
+    ridge = metrics["wells"]["ridge"]["test"]["rank"]
     assert ridge["mean"] < ridge["chance_mean"] - 3
 
 
@@ -136,28 +134,27 @@ def test_perfect_and_wrong_generators(screen, space):
         s = sorted(screen.wells_in(split))
         wrong_of.update({w: s[(i + 7) % len(s)] for i, w in enumerate(s)})
     wrong = profile_generator(screen, space, wrong_of)
-    metrics = evaluate_bulk(screen, {"perfect": perfect, "wrong": wrong}, space)
-    check_structure(metrics, ["perfect", "wrong"])
+    metrics = evaluate(screen, space, synthetic={"perfect": perfect, "wrong": wrong}).metrics
+    check_structure(metrics, ["perfect", "wrong", "training_mean"])
     for split in ("test", "test_he"):
-        p, w = metrics["results"]["perfect"][split], metrics["results"]["wrong"][split]
-        assert p["pearson"]["median"] == pytest.approx(1.0, abs=1e-5)
-        assert p["pearson_raw"]["median"] == pytest.approx(1.0, abs=1e-5)
+        p, w = metrics["wells"]["perfect"][split], metrics["wells"]["wrong"][split]
+        assert p["pearson_genes"]["median"] == pytest.approx(1.0, abs=1e-5)
         assert p["rank"]["mean"] == 1.0 and p["rank"]["top1"] == 1.0
         assert w["rank"]["mean"] > 3 and w["rank"]["top1"] < 0.2
-        assert w["pearson"]["median"] < 0.5
-        # Uncentred, even the wrong profiles look excellent: why the headline figures are centred.
-        assert w["pearson_raw"]["median"] > 0.8
+        assert w["pearson_genes"]["median"] < 0.5
+        assert metrics["scaled"]["perfect"][split]["pearson_genes"]["scaled"] > 1.0 > \
+            metrics["scaled"]["wrong"][split]["pearson_genes"]["scaled"]
 
 
-def test_constant_profiles_and_ties_are_finite():
-    """A generator that returns the training mean has no direction: r = 0, average rank, JSON-safe."""
-    rng = np.random.default_rng(0)
-    real = rng.normal(size=(6, 20))
-    baseline = real.mean(axis=0)
-    out = score_profiles(np.tile(baseline, (6, 1)), real, baseline, [f"s{i}" for i in range(6)])
-    assert out["pearson"]["median"] == 0.0
-    assert out["rank"]["mean"] == pytest.approx(3.5)  # every real profile ties: the average rank
-    json.dumps(out, allow_nan=False)
+def test_training_mean_scores_zero_and_ties_at_chance(screen, space):
+    from phenoseq.generate.baselines import TrainingMeanBaseline
+
+    metrics = evaluate(screen, space, {"mean": TrainingMeanBaseline(screen, space)},
+                       config=BenchmarkConfig(cells_per_well=2)).metrics
+    for split in ("test", "test_he"):
+        w = metrics["wells"]["mean"][split]
+        assert w["pearson_genes"]["median"] == 0.0 and w["pearson_latent"]["median"] == 0.0
+        assert w["rank"]["mean"] == pytest.approx(w["rank"]["chance_mean"])
 
 
 def test_missing_held_out_samples_fail_cleanly(screen, space, bulk_files, converted, tmp_path, capsys):
@@ -165,12 +162,12 @@ def test_missing_held_out_samples_fail_cleanly(screen, space, bulk_files, conver
 
     wells = held_out(screen)
     partial = profile_generator(screen, space, {w: w for w in wells[3:]})
-    with pytest.raises(PhenoseqError, match="no synthetic cells for held-out samples"):
-        evaluate_bulk(screen, {"partial": partial}, space)
+    with pytest.raises(PhenoseqError, match="held-out samples"):
+        evaluate(screen, space, synthetic={"partial": partial})
     write_h5ad(partial, tmp_path / "partial.h5ad")
     space.save(tmp_path / "space")
     capsys.readouterr()
-    code = run("evaluate", "--bulk", "--imaging", bulk_files / "imaging_wells.h5ad", "--rnaseq",
+    code = run("evaluate", "--expression", "--imaging", bulk_files / "imaging_wells.h5ad", "--rnaseq",
                converted, "--synthetic", f"partial={tmp_path / 'partial.h5ad'}", "--rna-space", tmp_path / "space",
                "--out", tmp_path / "eval")
     assert code == 2
@@ -178,8 +175,9 @@ def test_missing_held_out_samples_fail_cleanly(screen, space, bulk_files, conver
     assert not (tmp_path / "eval" / "metrics.json").exists()
 
 
-def test_split_option_restricts_evaluation(screen, space):
-    """Only the named split is scored; a split with no samples in the screen is skipped."""
+def test_test_splits_restrict_evaluation(screen, space):
+    """Only the configured splits are scored; a split with no samples in the screen is skipped."""
     perfect = profile_generator(screen, space, {w: w for w in screen.wells_in("test")})
-    metrics = evaluate_bulk(screen, {"perfect": perfect}, space, splits=("test", "nonexistent"))
+    metrics = evaluate(screen, space, synthetic={"perfect": perfect},
+                       config=BenchmarkConfig(test_splits=("test", "nonexistent"))).metrics
     assert list(metrics["splits"]) == ["test"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from phenoseq.errors import PhenoseqError
-from phenoseq.evaluate import evaluate_synthetic
+from phenoseq.evaluate import evaluate
 
 
 def _drop_latent(adata):
@@ -26,7 +26,7 @@ def _drop_latent(adata):
 )
 def test_bad_synthetic_input_is_a_clear_error(screen, space, oracle, fast_config, break_it, message):
     with pytest.raises(PhenoseqError, match=message):
-        evaluate_synthetic(screen, {"bad": break_it(oracle.copy())}, space, fast_config)
+        evaluate(screen, space, synthetic={"bad": break_it(oracle.copy())}, config=fast_config)
 
 
 def _with_latent(adata, latent):
@@ -45,7 +45,8 @@ def _rename_well(adata):
 
 
 def test_reserved_and_empty_names(screen, space, oracle, fast_config):
-    with pytest.raises(PhenoseqError, match="reserved"):
-        evaluate_synthetic(screen, {"reference": oracle}, space, fast_config)
-    with pytest.raises(PhenoseqError, match="no synthetic"):
-        evaluate_synthetic(screen, {}, space, fast_config)
+    for name in ("reference", "replicate"):
+        with pytest.raises(PhenoseqError, match="reserved"):
+            evaluate(screen, space, synthetic={name: oracle}, config=fast_config)
+    with pytest.raises(PhenoseqError, match="nothing to evaluate"):
+        evaluate(screen, space, synthetic={}, config=fast_config)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from phenoseq.evaluate import evaluate_generators
+from phenoseq.evaluate import evaluate
 
 
 class _Recorder:
     """Wraps a generator and records the data it was given."""
 
     def __init__(self, inner):
-        self.inner, self.rna_space, self.calls = inner, inner.rna_space, []
+        self.inner, self.rna_space, self.calls, self.name = inner, inner.rna_space, [], inner.name
 
     def generate(self, imaging_adata, cells_per_well, seed, progress=None):
         self.calls.append(imaging_adata.copy())
@@ -28,7 +28,7 @@ def test_no_test_rna_reaches_generator_or_training(small_screen_data, space, fas
     def run(rna):
         screen = PairedScreen(imaging.copy(), rna)
         gens = {"ridge": _Recorder(RidgeBaseline(screen, space)), "nearest": _Recorder(NearestWellBaseline(screen, space))}
-        return evaluate_generators(screen, gens, cells_per_well=20, config=fast_config), gens
+        return evaluate(screen, space, gens, config=fast_config), gens
 
     clean, gens = run(rnaseq.copy())
     corrupted = rnaseq.copy()
@@ -39,16 +39,20 @@ def test_no_test_rna_reaches_generator_or_training(small_screen_data, space, fas
     corrupted.X = X.tocsr()
     dirty, _ = run(corrupted)
 
-    for g in gens.values():  # generators saw imaging cells only
-        (seen,) = g.calls
-        assert seen.var_names.equals(imaging.var_names) and seen.n_obs <= imaging.n_obs
+    for g in gens.values():  # generators saw imaging cells only: the wells', then the context sets'
+        wells, sets = g.calls
+        for seen in (wells, sets):
+            assert seen.var_names.equals(imaging.var_names) and not set(seen.obs.columns) - set(imaging.obs.columns)
+        assert wells.n_obs <= imaging.n_obs
     for name in ("ridge", "nearest"):
         a, b = clean.synthetic[name], dirty.synthetic[name]
         np.testing.assert_array_equal(a.obsm["X_phenoseq"], b.obsm["X_phenoseq"])
-    acc_a, acc_b = clean.metrics["accuracy"], dirty.metrics["accuracy"]
+        np.testing.assert_array_equal(a.X, b.X)
+    acc_a, acc_b = clean.metrics["identification"]["accuracy"], dirty.metrics["identification"]["accuracy"]
     for method in ("ridge", "nearest"):
-        for modality in ("synthetic_rna", "imaging+synthetic", "real_to_synthetic"):
+        for modality in ("synthetic_rna", "imaging+synthetic", "imaging+pooled+synthetic"):
             assert acc_a[method][modality] == acc_b[method][modality]
-    assert acc_a["reference"]["imaging"] == acc_b["reference"]["imaging"]
+    for modality in ("imaging", "imaging+pooled"):
+        assert acc_a["reference"][modality] == acc_b["reference"][modality]
     # The corruption did take effect where test RNA is legitimately used: scoring real test cells.
     assert acc_a["reference"]["real_rna"] != acc_b["reference"]["real_rna"]

@@ -1,4 +1,4 @@
-"""The ridge and nearest-well baselines: output contract, training-split only, determinism."""
+"""The baselines: output contract, training split only, determinism, what each centre is."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from phenoseq.errors import PhenoseqError
-from phenoseq.generate.baselines import NearestWellBaseline, RidgeBaseline
+from phenoseq.generate.baselines import (
+    ControlBaseline,
+    NearestWellBaseline,
+    RidgeBaseline,
+    ShuffledImaging,
+    TrainingMeanBaseline,
+    standard_baselines,
+)
+
+ALL = [RidgeBaseline, NearestWellBaseline, TrainingMeanBaseline, ControlBaseline]
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +29,7 @@ def setup(small_screen_data):
     return screen, space
 
 
-@pytest.mark.parametrize("cls", [RidgeBaseline, NearestWellBaseline])
+@pytest.mark.parametrize("cls", ALL)
 def test_output_contract(setup, cls):
     screen, space = setup
     wells = screen.wells_in("test")[:5]
@@ -38,7 +47,7 @@ def test_output_contract(setup, cls):
     assert not np.array_equal(syn.obsm["X_phenoseq"], other.obsm["X_phenoseq"])
 
 
-@pytest.mark.parametrize("cls", [RidgeBaseline, NearestWellBaseline])
+@pytest.mark.parametrize("cls", ALL)
 def test_a_wells_cells_do_not_depend_on_the_other_wells(setup, cls):
     screen, space = setup
     wells = screen.wells_in("test")[:4]
@@ -61,7 +70,7 @@ def test_fitted_on_training_wells_only(small_screen_data, setup):
     corrupted.X = X.tocsr()
     other = PairedScreen(imaging.copy(), corrupted)
     wells = screen.wells_in("test")[:3]
-    for cls in (RidgeBaseline, NearestWellBaseline):
+    for cls in ALL:
         a = cls(screen, space).generate(screen.subset("imaging", wells), 4, seed=0)
         b = cls(other, space).generate(other.subset("imaging", wells), 4, seed=0)
         np.testing.assert_array_equal(a.obsm["X_phenoseq"], b.obsm["X_phenoseq"])
@@ -98,3 +107,63 @@ def test_bad_requests(setup):
         RidgeBaseline(screen, space).generate(screen.subset("imaging", wells), 0)
     with pytest.raises(PhenoseqError, match="features"):
         NearestWellBaseline(screen, space).generate(screen.subset("imaging", wells)[:, :10], 3)
+
+
+def _well_means(syn, wells):
+    samples = syn.obs["Sample_ID"].astype(str).to_numpy()
+    return np.stack([syn.obsm["X_phenoseq"][samples == w].mean(axis=0) for w in wells])
+
+
+def test_mean_and_control_centres_are_exact(setup):
+    """Residuals are re-centred per well: a well's synthetic mean is exactly the baseline's centre."""
+    screen, space = setup
+    wells = screen.wells_in("test")[:3]
+    train = space.transform(screen.subset("rnaseq", screen.wells_in("train")))
+    labels = screen.subset("rnaseq", screen.wells_in("train")).obs["Sample_ID"].astype(str).to_numpy()
+    per_well = {w: train[labels == w].mean(axis=0) for w in screen.wells_in("train")}
+    expected = {"training_mean": np.mean(list(per_well.values()), axis=0),
+                "control": np.mean([per_well[w] for w in screen.control_wells("train")], axis=0)}
+    for cls in (TrainingMeanBaseline, ControlBaseline):
+        syn = cls(screen, space).generate(screen.subset("imaging", wells), cells_per_well=9, seed=0)
+        np.testing.assert_allclose(_well_means(syn, wells), np.tile(expected[cls.name], (3, 1)), atol=1e-4)
+        # ... with a realistic spread around it (resampled training residuals, not a point mass).
+        assert syn.obsm["X_phenoseq"].std(axis=0).mean() > 0.1
+
+
+def test_control_baseline_needs_control_wells(small_screen_data):
+    from phenoseq.io import PairedScreen
+    from phenoseq.rna.space import RNASpace
+
+    imaging, rnaseq = (a.copy() for a in small_screen_data)
+    for a in (imaging, rnaseq):
+        a.obs["Group"] = "treated"
+    screen = PairedScreen(imaging, rnaseq)
+    space = RNASpace.fit(screen.subset("rnaseq", screen.wells_in("train")), n_latent=8)
+    with pytest.raises(PhenoseqError, match="no control wells"):
+        ControlBaseline(screen, space)
+    assert "control" not in standard_baselines(screen, space)
+
+
+def test_shuffled_imaging_feeds_every_well_another_wells_imaging(setup):
+    """Each well's cells are exactly what the inner generator makes from another well's imaging."""
+    screen, space = setup
+    wells = screen.wells_in("test")
+    nearest = NearestWellBaseline(screen, space)
+    shuffled = ShuffledImaging(nearest, sample_key="Sample_ID")
+    syn = shuffled.generate(screen.subset("imaging", wells), cells_per_well=4, seed=0)
+    donor = syn.uns["phenoseq"]["imaging_from"]
+    assert sorted(donor) == sorted(wells) and all(d != w for w, d in donor.items())
+    assert sorted(donor.values()) == sorted(wells)  # a permutation: every well's imaging is used once
+    direct = nearest.generate(screen.subset("imaging", wells), cells_per_well=4, seed=0).uns["phenoseq"]["source_wells"]
+    # The training well a well's cells come from is the one its donor's imaging points to ...
+    assert syn.uns["phenoseq"]["source_wells"] == {w: direct[donor[w]] for w in wells}
+    # ... while the well keeps its own annotations.
+    assert syn.obs.groupby("Sample_ID", observed=True)["Treatment"].first().astype(str).to_dict() == \
+        screen.wells.loc[wells, "Treatment"].astype(str).to_dict()
+
+
+def test_standard_baselines_put_the_main_generator_first(setup):
+    screen, space = setup
+    ridge = RidgeBaseline(screen, space)
+    names = list(standard_baselines(screen, space, ridge))
+    assert names == ["ridge", "training_mean", "control", "nearest_well", "shuffled_ridge"]

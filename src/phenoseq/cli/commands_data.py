@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
 from phenoseq.cli.console import console, err_console
-
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries.")
-
-
-def keys_options(
-    sample_key: str = "Sample_ID",
-    treatment_key: str = "Treatment",
-    replicate_key: str = "Replicate",
-    batch_key: str = "batch",
-    group_key: str = "Group",
-):
-    from phenoseq.io.keys import ScreenKeys
-
-    return ScreenKeys(sample=sample_key, treatment=treatment_key, replicate=replicate_key, batch=batch_key, group=group_key)
-
+from phenoseq.cli.options import (
+    BATCH_KEY,
+    GROUP_KEY,
+    QUIET,
+    REPLICATE_KEY,
+    SAMPLE_KEY,
+    SPLITS,
+    TREATMENT_KEY,
+    screen_keys,
+)
 
 def simulate(
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write imaging.h5ad and rnaseq.h5ad into."),
@@ -66,11 +62,13 @@ def simulate(
 
 def info(
     files: list[Path] = typer.Argument(..., help="One .h5ad file, or an imaging and an RNA .h5ad file to pair."),
-    sample_key: str = typer.Option("Sample_ID", help="obs column naming the well/sample."),
-    treatment_key: str = typer.Option("Treatment", help="obs column naming the treatment."),
-    replicate_key: str = typer.Option("Replicate", help="obs column naming the replicate."),
-    batch_key: str = typer.Option("batch", help="obs column naming the batch."),
-    group_key: str = typer.Option("Group", help="obs column flagging controls."),
+    sample_key: str = SAMPLE_KEY,
+    treatment_key: str = TREATMENT_KEY,
+    replicate_key: str = REPLICATE_KEY,
+    batch_key: str = BATCH_KEY,
+    group_key: str = GROUP_KEY,
+    splits: Optional[str] = SPLITS,
+    allow_unseen: bool = typer.Option(False, help="Accept treatments with no training well (unseen compounds)."),
     drop_unpaired: bool = typer.Option(False, help="Drop wells present in one modality only instead of failing."),
     expression: bool = typer.Option(False, help="The RNA file holds normalised expression (e.g. bulk), not counts."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -78,8 +76,9 @@ def info(
     """Validate and summarise a screen: wells, cells per well, treatments, splits, problems found."""
     from phenoseq.io.summary import summarise_files
 
-    keys = keys_options(sample_key, treatment_key, replicate_key, batch_key, group_key)
-    summary = summarise_files(files, keys, drop_unpaired=drop_unpaired, rna_kind="expression" if expression else "counts")
+    keys = screen_keys(sample_key, treatment_key, replicate_key, batch_key, group_key, splits)
+    summary = summarise_files(files, keys, drop_unpaired=drop_unpaired, rna_kind="expression" if expression else "counts",
+                              allow_unseen=allow_unseen)
     if as_json:
         import json
 

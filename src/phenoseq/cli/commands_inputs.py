@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from phenoseq.cli.console import console
+from phenoseq.cli.options import BATCH_KEY, GROUP_KEY, QUIET, REPLICATE_KEY, SAMPLE_KEY, TREATMENT_KEY, screen_keys
 
 KIND_HELP = "auto, h5ad, scgenescope, cellprofiler, sqlite, single_cell, gct, gctx, expression (auto: from name/contents; .h5ad → scgenescope)."
 
@@ -41,15 +42,14 @@ def convert(
     modality: str = typer.Option("auto", help="scGeneScope: imaging, rnaseq or auto (counts in X → rnaseq)."),
     var_names: Optional[str] = typer.Option(None, help="GCT/GCTX: row-metadata field to use as gene names."),
     sample_column: Optional[str] = typer.Option(None, help="Expression table: column of sample ids."),
-    sample_key: str = typer.Option("Sample_ID", help="obs column naming the well/sample."),
-    treatment_key: str = typer.Option("Treatment", help="obs column naming the treatment."),
-    replicate_key: str = typer.Option("Replicate", help="obs column naming the replicate."),
-    batch_key: str = typer.Option("batch", help="obs column naming the batch."),
-    group_key: str = typer.Option("Group", help="obs column flagging controls."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries."),
+    sample_key: str = SAMPLE_KEY,
+    treatment_key: str = TREATMENT_KEY,
+    replicate_key: str = REPLICATE_KEY,
+    batch_key: str = BATCH_KEY,
+    group_key: str = GROUP_KEY,
+    quiet: bool = QUIET,
 ) -> None:
     """Convert lab formats into phenoseq's standard .h5ad (validated before anything is written)."""
-    from phenoseq.cli.commands_data import keys_options
     from phenoseq.errors import PhenoseqError
     from phenoseq.io.files import write_h5ad
     from phenoseq.io.readers.annotate import Annotation
@@ -58,7 +58,7 @@ def convert(
     from phenoseq.io.screen import modality_problems
     from phenoseq.progress import RichProgress
 
-    keys = keys_options(sample_key, treatment_key, replicate_key, batch_key, group_key)
+    keys = screen_keys(sample_key, treatment_key, replicate_key, batch_key, group_key)
     if out.exists() and out.is_dir():
         raise PhenoseqError(f"--out {out} is a folder; give a file name ending in .h5ad")
     if kind == "auto":

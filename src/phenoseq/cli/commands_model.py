@@ -7,7 +7,16 @@ from typing import Optional
 
 import typer
 
-from phenoseq.cli.commands_data import QUIET, keys_options
+from phenoseq.cli.options import (
+    BATCH_KEY,
+    GROUP_KEY,
+    QUIET,
+    REPLICATE_KEY,
+    SAMPLE_KEY,
+    SPLITS,
+    TREATMENT_KEY,
+    screen_keys,
+)
 from phenoseq.cli.console import console
 
 
@@ -43,11 +52,14 @@ def train(
     rna_embedding: Optional[str] = typer.Option(None, help="Train in this obsm embedding of the RNA file (e.g. "
                                                 "X_embedding holding scGPT) instead of the PCA space of X."),
     set_: list[str] = typer.Option([], "--set", help="Override a model setting, e.g. --set context_size=32."),
-    sample_key: str = typer.Option("Sample_ID", help="obs column naming the well/sample."),
-    treatment_key: str = typer.Option("Treatment", help="obs column naming the treatment."),
-    replicate_key: str = typer.Option("Replicate", help="obs column naming the replicate."),
-    batch_key: str = typer.Option("batch", help="obs column naming the batch."),
-    group_key: str = typer.Option("Group", help="obs column flagging controls."),
+    sample_key: str = SAMPLE_KEY,
+    treatment_key: str = TREATMENT_KEY,
+    replicate_key: str = REPLICATE_KEY,
+    batch_key: str = BATCH_KEY,
+    group_key: str = GROUP_KEY,
+    splits: Optional[str] = SPLITS,
+    allow_unseen: bool = typer.Option(False, help="Accept treatments with no training well: the model never sees "
+                                      "them and generates for them from imaging alone (unseen compounds)."),
     quiet: bool = QUIET,
 ) -> None:
     """Train the image-conditioned diffusion model on the training split of a paired screen."""
@@ -58,9 +70,9 @@ def train(
 
     if out.resolve() in (imaging.resolve(), rnaseq.resolve()):
         raise PhenoseqError(f"refusing to write the model to {out}: it is one of the inputs")
-    keys = keys_options(sample_key, treatment_key, replicate_key, batch_key, group_key)
+    keys = screen_keys(sample_key, treatment_key, replicate_key, batch_key, group_key, splits)
     screen = PairedScreen.read(imaging, rnaseq, keys=keys, unpaired="drop" if drop_unpaired else "error",
-                               rna_kind="expression" if expression else "counts")
+                               rna_kind="expression" if expression else "counts", allow_unseen=allow_unseen)
     progress = RichProgress(quiet)
     if resume:
         model = PhenoSeq.load(out)

@@ -1,19 +1,25 @@
-"""Benchmarks of generated cells: treatment identification with bootstrap CIs, fidelity, the demo.
+"""Benchmarks of generated cells, one workflow for every mode: :func:`evaluate` (held-out wells of seen
+treatments) and :func:`evaluate_unseen` (compound-level cross-validation).
 
-``benchmark`` orchestrates; ``profiles`` builds single- and multi-cell profiles, ``identification`` fits the
-treatment classifiers, ``bootstrap`` resamples test wells, ``fidelity`` compares synthetic with real cells,
-``metrics`` reads and writes ``metrics.json``.
+``workflow`` orchestrates; ``wells`` scores well-level profiles (every mode); ``benchmark`` runs treatment
+identification with the matched-morphology control and matched-context sets (single-cell mode);
+``contexts`` draws those sets; ``scaled`` places figures between the training mean and a real replicate;
+``unseen`` holds out compounds; ``metrics`` reads and writes ``metrics.json``.
 """
 
-from phenoseq.evaluate.benchmark import BenchmarkConfig, BenchmarkResult, evaluate_generators, evaluate_synthetic
-from phenoseq.evaluate.metrics import headline_rows, read_results, write_results
+from phenoseq.evaluate.benchmark import BenchmarkConfig
+from phenoseq.evaluate.metrics import identification_rows, read_results, well_rows, write_results
+from phenoseq.evaluate.unseen import compound_folds, evaluate_unseen
+from phenoseq.evaluate.workflow import BenchmarkResult, evaluate
 
 __all__ = [
     "BenchmarkConfig",
     "BenchmarkResult",
-    "evaluate_generators",
-    "evaluate_synthetic",
-    "headline_rows",
+    "compound_folds",
+    "evaluate",
+    "evaluate_unseen",
+    "identification_rows",
     "read_results",
+    "well_rows",
     "write_results",
 ]

@@ -11,11 +11,13 @@ from phenoseq.io.validate import preview
 from phenoseq.rna.space import RNASpace
 
 
-def check_synthetic(synthetic: ad.AnnData, screen: PairedScreen, rna_space: RNASpace, name: str) -> set[str]:
+def check_synthetic(synthetic: ad.AnnData, screen: PairedScreen, rna_space: RNASpace, name: str,
+                    need_training: bool = True) -> set[str]:
     """Validate one synthetic AnnData against the screen and the RNA space; return its set of wells.
 
     Requires ``obsm["X_phenoseq"]`` of width ``rna_space.n_latent``, the sample column, wells that exist in
-    the imaging data, and cells for every training well (the synthetic classifiers train on them).
+    the imaging data, and (``need_training``) cells for every training well (the synthetic classifiers train on
+    them).
     """
     k = screen.keys
     if LATENT_KEY not in synthetic.obsm:
@@ -41,7 +43,7 @@ def check_synthetic(synthetic: ad.AnnData, screen: PairedScreen, rna_space: RNAS
             f"{name}: wells {preview(sorted(unknown))} are not in the imaging data; synthetic cells must come from "
             "the screen being evaluated."
         )
-    missing = set(screen.wells_in("train")) - wells
+    missing = set(screen.wells_in("train")) - wells if need_training else set()
     if missing:
         raise PhenoseqError(
             f"{name}: no synthetic cells for training wells {preview(sorted(missing))}; generate for the training and "

@@ -1,18 +1,9 @@
-"""``metrics.json`` and ``arrays.npz``: the saved results of a benchmark, and the headline table.
+"""``metrics.json`` and ``arrays.npz``: the saved results of an evaluation, and the rows of its tables.
 
-``metrics.json`` layout::
-
-    methods, treatments, splits {split: {label, n_wells}}, config, settings {method: uns["phenoseq"]}
-    accuracy[method][modality][split][profile] = {balanced_accuracy, ci: [low, high], n_wells, n_profiles}
-        (method "reference" holds imaging, real_rna, imaging+real; each method holds synthetic_rna,
-        real_to_synthetic, imaging+synthetic)
-    gap_recovered[method][split][profile] = {value, ci}
-    fidelity[method][split] = {localisation, energy_ratio_median, energy_ratio_iqr, energy_ratio_per_well,
-                               gene_pearson_median, n_genes}
-    embedding = {split, sources, explained_variance}
-
-``arrays.npz`` (plain numeric arrays, loaded with ``allow_pickle=False``): confusion matrices
-``confusion__<method>__<modality>__<split>__<profile>`` (rows true, columns predicted, treatment order of
+The layout of ``metrics.json`` is documented in :mod:`phenoseq.evaluate.workflow` (``format:
+"phenoseq-metrics"``, one layout for single-cell and bulk modes, seen and unseen protocols).
+``arrays.npz`` (plain numeric arrays, loaded with ``allow_pickle=False``) holds the confusion matrices
+``confusion__<method>__<modality>__<split>__<profile>`` (rows true, columns predicted, in the treatment order of
 ``metrics["treatments"]``) and ``embedding_xy``, ``embedding_treatment``, ``embedding_source``.
 """
 
@@ -24,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from phenoseq.errors import PhenoseqError
-from phenoseq.evaluate.benchmark import REFERENCE, BenchmarkResult
+from phenoseq.evaluate.benchmark import REFERENCE
+from phenoseq.evaluate.wells import REPLICATE
+from phenoseq.evaluate.workflow import FORMAT, BenchmarkResult
 from phenoseq.io.files import atomic_path
 
 METRICS_FILE = "metrics.json"
@@ -32,14 +25,18 @@ ARRAYS_FILE = "arrays.npz"
 
 
 def write_results(result: BenchmarkResult, out_dir: str | Path) -> Path:
-    """Write ``metrics.json`` and ``arrays.npz`` into ``out_dir`` (each atomically); return the metrics path."""
+    """Write ``metrics.json`` and ``arrays.npz`` into ``out_dir`` (each atomically); return the metrics path.
+
+    The metrics are serialised before anything is written, so a failure (e.g. a NaN) leaves nothing behind.
+    """
     out_dir = Path(out_dir)
+    text = json.dumps(result.metrics, indent=1, allow_nan=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / ARRAYS_FILE) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **result.arrays)
     with atomic_path(out_dir / METRICS_FILE) as tmp:
-        tmp.write_text(json.dumps(result.metrics, indent=1, allow_nan=False))
+        tmp.write_text(text)
     return out_dir / METRICS_FILE
 
 
@@ -51,47 +48,89 @@ def read_results(directory: str | Path) -> BenchmarkResult:
         metrics = json.loads(path.read_text())
     except FileNotFoundError:
         raise PhenoseqError(f"{path}: no such file; pass the folder `phenoseq evaluate --out` wrote") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PhenoseqError(f"{path}: not a readable metrics file ({exc})") from exc
-    if metrics.get("format") != "phenoseq-benchmark":
-        raise PhenoseqError(f"{path}: not a phenoseq benchmark metrics file")
+    if not isinstance(metrics, dict) or metrics.get("format") != FORMAT:
+        raise PhenoseqError(f"{path}: not a phenoseq metrics file (format {FORMAT!r}); re-run `phenoseq evaluate`")
     arrays: dict[str, np.ndarray] = {}
     if (directory / ARRAYS_FILE).exists():
         try:
             with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
-            raise PhenoseqError(f"{directory / ARRAYS_FILE}: not a readable array file ({exc})") from exc
+        except (OSError, ValueError, EOFError) as exc:
+            raise PhenoseqError(f"{directory / ARRAYS_FILE}: not a readable array file ({exc}); re-run "
+                                "`phenoseq evaluate`, or delete it to draw the report without its figures") from exc
     return BenchmarkResult(metrics=metrics, arrays=arrays)
 
 
-def _acc(metrics: dict, method: str, modality: str, split: str, profile: str) -> float | None:
-    try:
-        return metrics["accuracy"][method][modality][split][profile]["balanced_accuracy"]
-    except KeyError:
-        return None
+def default_split(metrics: dict) -> str:
+    """WE ``test`` when evaluated, else the first split."""
+    return "test" if "test" in metrics["splits"] else next(iter(metrics["splits"]))
 
 
-def headline_rows(metrics: dict, split: str | None = None, profile: str = "single") -> list[dict]:
-    """One row per method: imaging, imaging+real, imaging+synthetic accuracy, gap recovered (+ CI),
-    median energy ratio and localisation, on ``split`` (default: WE ``test`` when evaluated)."""
-    split = split or ("test" if "test" in metrics["splits"] else next(iter(metrics["splits"])))
+def _get(d: dict, *path):
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def well_rows(metrics: dict, split: str | None = None) -> list[dict]:
+    """One row per method and the real replicate: the well-level figures of ``split`` and their scaled scores."""
+    split = split or default_split(metrics)
     rows = []
-    for method in metrics["methods"]:
-        gap = metrics["gap_recovered"][method][split][profile]
-        fid = metrics["fidelity"][method][split]
+    for method in [*metrics["methods"], REPLICATE]:
+        w = _get(metrics, "wells", method, split)
+        if w is None:
+            continue
+        s = _get(metrics, "scaled", method, split) or {}
         rows.append({
             "method": method,
             "split": split,
-            "profile": profile,
-            "imaging": _acc(metrics, REFERENCE, "imaging", split, profile),
-            "imaging+real": _acc(metrics, REFERENCE, "imaging+real", split, profile),
-            "imaging+synthetic": _acc(metrics, method, "imaging+synthetic", split, profile),
-            "synthetic_rna": _acc(metrics, method, "synthetic_rna", split, profile),
-            "gap_recovered": gap["value"],
-            "gap_ci": gap["ci"],
-            "energy_ratio": fid["energy_ratio_median"],
-            "localisation": fid["localisation"],
-            "gene_pearson": fid["gene_pearson_median"],
+            "pearson_genes": _get(w, "pearson_genes", "median"),
+            "pearson_latent": _get(w, "pearson_latent", "median"),
+            "pearson_genes_control": _get(w, "pearson_genes_control", "median"),
+            "rank": _get(w, "rank", "mean"),
+            "top1": _get(w, "rank", "top1"),
+            "chance": _get(w, "rank", "chance_mean"),
+            "energy_ratio": _get(w, "energy_ratio", "median"),
+            "moa": _get(w, "moa", "top1"),
+            "n_wells": _get(w, "rank", "n"),
+            "scaled": {k: v["scaled"] for k, v in s.items()},
+        })
+    return rows
+
+
+def identification_rows(metrics: dict, split: str | None = None) -> list[dict]:
+    """One row per method: accuracies and gaps of the identification benchmark on ``split`` (empty when absent)."""
+    ident = metrics.get("identification")
+    split = split or default_split(metrics)
+    if not ident or split not in ident["splits"]:
+        return []
+    acc = ident["accuracy"]
+
+    def a(method: str, modality: str, profile: str):
+        return _get(acc, method, modality, split, profile, "balanced_accuracy")
+
+    rows = []
+    for method in metrics["methods"]:
+        gap = ident["gap"][method][split]
+        rows.append({
+            "method": method,
+            "split": split,
+            "multi_imaging": a(REFERENCE, "imaging", "multi"),
+            "multi_real": a(REFERENCE, "imaging+real", "multi"),
+            "multi_synthetic": a(method, "imaging+synthetic", "multi"),
+            "gap_matched": gap["matched"]["value"],
+            "gap_matched_ci": gap["matched"]["ci"],
+            "single_imaging": a(REFERENCE, "imaging", "single"),
+            "single_pooled": a(REFERENCE, "imaging+pooled", "single"),
+            "single_pooled_real": a(REFERENCE, "imaging+pooled+real", "single"),
+            "single_pooled_synthetic": a(method, "imaging+pooled+synthetic", "single"),
+            "gap_vs_pooled": gap["vs_pooled"]["value"],
+            "gap_vs_pooled_ci": gap["vs_pooled"]["ci"],
+            "gap_vs_imaging": gap["vs_imaging"]["value"],
+            "gap_vs_imaging_ci": gap["vs_imaging"]["ci"],
         })
     return rows

@@ -58,12 +58,7 @@ def paired(imaging: CellTable, rna: CellTable, seed: int, purpose: str) -> CellT
 
 def single_profiles(table: CellTable, max_per_well: int, seed: int, purpose: str) -> CellTable:
     """At most ``max_per_well`` random cells of each well (all of them when the well has fewer)."""
-    keep = []
-    for well, rows in table.groups().items():
-        if len(rows) > max_per_well:
-            rows = np.sort(well_rng(seed, well, "single:" + purpose).choice(rows, size=max_per_well, replace=False))
-        keep.append(rows)
-    idx = np.concatenate(keep)
+    idx = sample_rows(table, max_per_well, seed, purpose)
     return CellTable(table.X[idx], table.wells[idx])
 
 
@@ -80,3 +75,33 @@ def multi_profiles(table: CellTable, cells_per_set: int, sets_per_well: int, see
         X.append(table.X[sets].mean(axis=1))
         wells.append(np.full(sets_per_well, well))
     return CellTable(np.concatenate(X), np.concatenate(wells))
+
+
+def pooled(imaging: CellTable, rows: np.ndarray, context: int, seed: int, purpose: str) -> CellTable:
+    """The matched-morphology control: imaging cell ``rows[i]`` joined with the mean morphology of a random set
+    of ``context`` cells of its well (all of them when the well is smaller): ``(len(rows), 2 F)``.
+
+    An image-conditioned generator sees such a set for every synthetic cell, so ``imaging ⊕ pooled`` is the
+    floor that any gain from synthetic RNA must be measured against.
+    """
+    groups = imaging.groups()
+    out = np.empty((len(rows), imaging.X.shape[1]), dtype=np.float32)
+    for well, members in groups.items():
+        mine = np.flatnonzero(imaging.wells[rows] == well)
+        if not len(mine):
+            continue
+        rng = well_rng(seed, well, "pooled:" + purpose)
+        n = min(context, len(members))
+        for i in mine:
+            out[i] = imaging.X[rng.choice(members, size=n, replace=False)].mean(axis=0)
+    return CellTable(np.concatenate([imaging.X[rows], out], axis=1), imaging.wells[rows])
+
+
+def sample_rows(table: CellTable, max_per_well: int, seed: int, purpose: str) -> np.ndarray:
+    """Sorted row indices of at most ``max_per_well`` random cells of each well."""
+    keep = []
+    for well, rows in table.groups().items():
+        if len(rows) > max_per_well:
+            rows = np.sort(well_rng(seed, well, "single:" + purpose).choice(rows, size=max_per_well, replace=False))
+        keep.append(rows)
+    return np.sort(np.concatenate(keep))

@@ -19,6 +19,9 @@ import pandas as pd
 from phenoseq.io.keys import ScreenKeys
 
 LATENT_KEY = "X_phenoseq"
+# Joins a well's sample id and a set number ("<well>::set<j>") when the cells of a well are split into context
+# sets that are generated for separately (the matched-context benchmark).
+SET_SEPARATOR = "::set"
 
 
 def well_metadata(imaging: ad.AnnData, keys: ScreenKeys) -> pd.DataFrame:

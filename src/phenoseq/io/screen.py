@@ -6,6 +6,7 @@ well (``keys.sample``) is the unit that links them, never a cell.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 
@@ -17,6 +18,9 @@ from phenoseq.errors import PhenoseqError
 from phenoseq.io import validate
 from phenoseq.io.files import read_h5ad
 from phenoseq.io.keys import ScreenKeys
+
+CONTROL = "control"  # value of the group column that marks negative-control wells
+UNSEEN = "unseen"  # split of the wells of held-out treatments (see PairedScreen.hold_out)
 
 
 def _normalise_obs(adata: ad.AnnData, keys: ScreenKeys) -> ad.AnnData:
@@ -60,6 +64,9 @@ class PairedScreen:
         Minimum (imaging, RNA) cells per well.
     sources
         Names used in error messages (file paths when read from disk).
+    allow_unseen
+        Accept treatments with no training well (unseen compounds: the model then generates for them from
+        imaging alone). Off by default, so that a mistyped split map is not taken for a hold-out design.
 
     Attributes
     ----------
@@ -75,6 +82,7 @@ class PairedScreen:
     min_cells: tuple[int, int] = (1, 1)
     rna_kind: str = "counts"
     sources: tuple[str, str] = ("imaging", "rnaseq")
+    allow_unseen: bool = False
     dropped_wells: dict[str, list[str]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -114,7 +122,7 @@ class PairedScreen:
         wells["n_rna"] = rna_wells.loc[common, "n_cells"]
         wells["split"] = [k.split_of(r) or "none" for r in wells[k.replicate]]
         self.wells = wells
-        problems = validate.check_training_treatments(wells, k)
+        problems = [] if self.allow_unseen else validate.check_training_treatments(wells, k)
         if problems:
             raise PhenoseqError("invalid screen:\n- " + "\n- ".join(problems))
 
@@ -134,6 +142,34 @@ class PairedScreen:
     def wells_in(self, split: str) -> list[str]:
         """Sample ids of the paired wells in a split (``"train"``, ``"val"``, ``"test"``, ``"test_he"``)."""
         return self.wells.index[self.wells["split"] == split].tolist()
+
+    def treatments_in(self, split: str) -> list[str]:
+        """Sorted treatments with at least one paired well in ``split``."""
+        w = self.wells
+        return sorted(w.loc[w["split"] == split, self.keys.treatment].astype(str).unique().tolist())
+
+    def control_wells(self, split: str = "train") -> list[str]:
+        """Paired wells of ``split`` whose group column says ``"control"`` (e.g. DMSO)."""
+        w = self.wells
+        return w.index[(w["split"] == split) & (w[self.keys.group].astype(str) == CONTROL)].tolist()
+
+    def hold_out(self, treatments: list[str]) -> "PairedScreen":
+        """The same screen with every well of ``treatments`` moved to split ``"unseen"``, in both modalities.
+
+        The unseen-compound protocol: a generator fitted on the returned screen's training (and validation)
+        wells has never seen these treatments in either modality. Cells are shared with ``self``, not copied.
+        """
+        k = self.keys
+        unknown = sorted(set(treatments) - set(self.wells[k.treatment].astype(str)))
+        if unknown:
+            raise PhenoseqError(f"cannot hold out treatments {validate.preview(unknown)}: not in the screen")
+        out = copy.copy(self)
+        out.wells = self.wells.copy()
+        out.wells.loc[out.wells[k.treatment].astype(str).isin(treatments), "split"] = UNSEEN
+        out.allow_unseen = True
+        if not out.wells_in("train"):
+            raise PhenoseqError("holding out these treatments leaves no training well")
+        return out
 
     def subset(self, modality: str, wells: list[str]) -> ad.AnnData:
         """Cells of ``modality`` (``"imaging"`` or ``"rnaseq"``) that belong to ``wells``, as a view."""

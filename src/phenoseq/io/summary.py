@@ -44,7 +44,8 @@ def _single(adata: ad.AnnData, keys: ScreenKeys, source: str, kind: str) -> dict
     return out
 
 
-def summarise_files(files: list[Path], keys: ScreenKeys, drop_unpaired: bool = False, rna_kind: str = "counts") -> dict:
+def summarise_files(files: list[Path], keys: ScreenKeys, drop_unpaired: bool = False, rna_kind: str = "counts",
+                    allow_unseen: bool = False) -> dict:
     """Summary of one modality file, or of an imaging + RNA pair (order free: counts mark the RNA file).
 
     Returns a dict; ``problems`` lists every problem found (empty when the files are valid).
@@ -74,7 +75,7 @@ def summarise_files(files: list[Path], keys: ScreenKeys, drop_unpaired: bool = F
     if not problems:
         try:
             screen = PairedScreen(imaging, rnaseq, keys=keys, sources=sources, rna_kind=rna_kind,
-                                  unpaired="drop" if drop_unpaired else "error")
+                                  unpaired="drop" if drop_unpaired else "error", allow_unseen=allow_unseen)
             summary["paired"] = screen.summary()
         except PhenoseqError as exc:
             problems.append(str(exc).removeprefix("invalid screen:\n- "))

@@ -50,6 +50,8 @@ class PhenoSeq:
         Any :class:`ModelConfig` field, e.g. ``context_size=32``.
     """
 
+    name = "phenoseq"  # the method's name in benchmarks
+
     def __init__(self, screen: PairedScreen | None, preset: str = "cpu", seed: int = 0, **overrides) -> None:
         self.config = ModelConfig.preset(preset, **overrides)
         self.seed = seed

@@ -1,6 +1,10 @@
-"""A self-contained HTML report of a benchmark (figures embedded as base64 PNG), written atomically.
+"""A self-contained HTML report of an evaluation (figures embedded as base64 PNG), written atomically.
 
-Meant for a biologist: every figure and table has a short explanation of what it shows and how to read it.
+One page for every kind of result (``metrics.json`` layout in :mod:`phenoseq.evaluate.workflow`): single-cell
+seen wells, single-cell unseen compounds, and bulk. It leads with the honest figures: the well-level table
+with scaled scores, then (seen single-cell results) treatment identification at matched context, against
+matched morphology, and the paper-style gap for comparison only. Meant for a biologist: every figure and
+table comes with a short explanation (:mod:`phenoseq.report.text`). Missing values read "n/a".
 """
 
 from __future__ import annotations
@@ -9,178 +13,250 @@ import base64
 import html
 from pathlib import Path
 
-from phenoseq.evaluate.benchmark import BenchmarkResult
-from phenoseq.evaluate.metrics import headline_rows
+from phenoseq.evaluate.benchmark import GAPS, confusion_key
+from phenoseq.evaluate.workflow import BenchmarkResult
 from phenoseq.io.files import atomic_path
 from phenoseq.report import figures
+from phenoseq.report import text as T
+from phenoseq.report.layout import REFERENCE, REPLICATE, accuracy, dig, ident_splits, scaled_metrics, space
 
 REPORT_FILE = "report.html"
 
-MODALITY_TEXT = {
-    "imaging": "Cell Painting morphology of single imaging cells.",
-    "real_rna": "measured transcriptomes (real RNA cells, in the model's RNA space).",
-    "imaging+real": "each imaging cell joined with a random real RNA cell of the same well: the ceiling, "
-                    "what a paired measurement would give.",
-    "synthetic_rna": "classifier trained on synthetic cells of the training wells, tested on synthetic cells of "
-                     "the test wells.",
-    "real_to_synthetic": "classifier trained on real RNA of the training wells, tested on synthetic cells of the "
-                         "test wells: do synthetic cells look like real cells of the right treatment?",
-    "imaging+synthetic": "each imaging cell joined with a random synthetic cell generated for its well from "
-                         "imaging alone.",
-}
-
-METHOD_TEXT = {
-    "ridge": "baseline: ridge regression from a well's mean morphology to its mean RNA profile, cells drawn "
-             "around the prediction with the typical within-well spread.",
-    "nearest_well": "baseline: real RNA cells of the training well whose mean morphology is most similar, "
-                    "resampled.",
-}
+# Raw columns of the well-level table: (header, metric ({space}: genes or latent), summary statistic, digits).
+RAW_COLUMNS = [
+    ("r ({space})", "pearson_{space}", "median", 2),
+    ("r vs control", "pearson_{space}_control", "median", 2),
+    ("mean rank", "rank", "mean", 1),
+    ("chance", "rank", "chance_mean", 1),
+    ("top-1", "rank", "top1", 2),
+    ("energy ratio", "energy_ratio", "median", 2),
+    ("MoA top-1", "moa", "top1", 2),
+]
 
 STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; max-width: 1150px; margin: 2em auto;
        padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: .92em; }
-th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: right; }
+h4 { margin: 1em 0 0; }
+table { border-collapse: collapse; margin: .6em 0 1em; font-size: .9em; display: block; overflow-x: auto; }
+th, td { border: 1px solid #ccc; padding: .25em .55em; text-align: right; }
+td { white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
-th { background: #f3f3f3; }
+th { background: #f3f3f3; font-weight: 600; }
+tr.ref td { color: #666; font-style: italic; }
 img { max-width: 100%; margin: .5em 0; }
 .note { color: #555; font-size: .93em; }
 .caveat { background: #fff6e0; border-left: 4px solid #e0a800; padding: .6em 1em; }
 """
 
 
-def _fmt(x, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
+def _fmt(x, digits: int = 2, signed: bool = False) -> str:
+    """A number, or "n/a" when missing (``-0.00`` shown as ``0.00``)."""
+    if x is None:
+        return "n/a"
+    return f"{round(x, digits) + 0.0:{'+' if signed else ''}.{digits}f}"
 
 
-def _ci(ci) -> str:
-    return "" if ci is None or ci[0] is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+def _with_ci(value, ci) -> str:
+    """``value [low, high]``; "n/a" alone when the value is missing (its interval then means nothing)."""
+    if value is None:
+        return "n/a"
+    return _fmt(value) + ("" if not ci or None in ci else f" [{ci[0]:.2f}, {ci[1]:.2f}]")
+
+
+def _esc(s) -> str:
+    return html.escape(str(s))
 
 
 def _img(png: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _note(content: str) -> str:
+    return f"<p class='note'>{content}</p>"
 
 
-def _headline(metrics: dict) -> str:
-    parts = []
-    for split in metrics["splits"]:
-        for profile in metrics["profiles"]:
-            rows = [[html.escape(r["method"]), _fmt(r["imaging"]), _fmt(r["imaging+real"]), _fmt(r["imaging+synthetic"]),
-                     _fmt(r["gap_recovered"]) + _ci(r["gap_ci"]), _fmt(r["energy_ratio"]), _fmt(r["localisation"])]
-                    for r in headline_rows(metrics, split, profile)]
-            kind = "single cells" if profile == "single" else f"means of {metrics['config']['cells_per_set']} cells"
-            parts.append(f"<h3>{html.escape(metrics['splits'][split]['label'])} test split ({html.escape(split)}), "
-                         f"{kind}</h3>")
-            parts.append(_table(["method", "imaging", "imaging+real", "imaging+synthetic", "gap recovered [95% CI]",
-                                 "energy ratio (median)", "localisation"], rows))
-    return "\n".join(parts)
+def _table(header: list[str], rows: list[tuple[list[str], str]], groups: list[tuple[str, int]] | None = None) -> str:
+    """An HTML table; ``rows`` are (escaped cells, CSS class); ``groups`` an optional (title, span) header row."""
+    top = ""
+    if groups:
+        top = "<tr>" + "".join(f"<th colspan='{n}'>{_esc(t)}</th>" for t, n in groups if n) + "</tr>"
+    head = "<tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header) + "</tr>"
+    body = "".join(f"<tr class='{cls}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cells, cls in rows)
+    return f"<table><thead>{top}{head}</thead><tbody>{body}</tbody></table>"
 
 
-def _fidelity_table(metrics: dict) -> str:
+def _split_name(m: dict, split: str) -> str:
+    return f"{_esc(m['splits'][split]['label'])} (<code>{_esc(split)}</code>)"
+
+
+def _method_text(m: dict, method: str) -> str:
+    """What a method is (HTML), from its name or the model recorded in its settings."""
+    model = str(dig(m, "settings", method, "model") or method)
+    if method.startswith("shuffled_"):
+        return T.SHUFFLED_TEXT.format(inner=_esc(method.removeprefix("shuffled_")))
+    return T.METHOD_TEXT.get(method) or T.METHOD_TEXT.get(model) or T.OTHER_TEXT.format(model=_esc(model))
+
+
+# ---- sections: _intro is HTML; the others return (anchor, title, HTML body) ----
+
+def _intro(m: dict) -> str:
+    kind = T.PROTOCOL_TEXT.get(m["protocol"], "").format(n_folds=dig(m, "unseen", "n_folds"))
+    splits = ", ".join(f"{_split_name(m, s)}: {v['n_wells']} wells" for s, v in m["splits"].items())
+    parts = [f"<p>{T.MODE_TEXT.get(m['mode'], '')} {kind}</p>",
+             f"<p>{len(m['treatments'])} treatments; held-out splits: {splits}."
+             + (f" {T.SPLITS_TEXT}" if {"test", "test_he"} & set(m["splits"]) else "") + "</p>"]
+    folds = dig(m, "unseen", "folds")
+    if folds:
+        items = "".join(f"<li>{_esc(', '.join(f))}</li>" for f in folds)
+        parts.append(f"<details><summary>Compounds held out in each fold</summary><ol>{items}</ol></details>")
+    return "".join(parts)
+
+
+def _methods(m: dict) -> tuple[str, str, str]:
+    items = [f"<li><b>{_esc(x)}</b>: {_method_text(m, x)}</li>" for x in m["methods"]]
+    items.append(f"<li><b>{REPLICATE}</b>: {T.REPLICATE_TEXT}</li>")
+    return "methods", "Methods compared", f"<ul>{''.join(items)}</ul>"
+
+
+def _well_table(m: dict, split: str) -> str:
+    """Well-level figures of every method and the replicate on ``split``, then their scaled scores."""
+    sp = space(m, split)
+    who = [x for x in [*m["methods"], REPLICATE] if dig(m, "wells", x, split) is not None]
+    raw = [(h.format(space=sp), k.format(space=sp), stat, d) for h, k, stat, d in RAW_COLUMNS
+           if any(k.format(space=sp) in m["wells"][x][split] for x in who)]
+    scaled = scaled_metrics(m, split)
     rows = []
-    for method in metrics["methods"]:
-        for split, fid in metrics["fidelity"][method].items():
-            iqr = fid["energy_ratio_iqr"]
-            rows.append([html.escape(method), html.escape(f"{metrics['splits'][split]['label']} ({split})"),
-                         _fmt(fid["localisation"]),
-                         _fmt(fid["energy_ratio_median"]) + (f" ({_fmt(iqr[0])}–{_fmt(iqr[1])})" if iqr[0] is not None else ""),
-                         _fmt(fid["gene_pearson_median"]) + f" ({fid['n_genes']} genes)"])
-    return _table(["method", "split", "localisation", "energy ratio: median (IQR)", "gene correlation: median"], rows)
+    for x in who:
+        w = m["wells"][x][split]
+        cells = [f"<b>{_esc(x)}</b>", str(dig(w, "rank", "n") or 0)]
+        cells += [_fmt(dig(w, k, stat), d) for _, k, stat, d in raw]
+        cells += ["1" if x == REPLICATE else _fmt(dig(m, "scaled", x, split, k, "scaled")) for k, _ in scaled]
+        rows.append((cells, "ref" if x == REPLICATE else ""))
+    groups = [("", 2), ("summary over wells (r, energy: median; rank: mean)", len(raw)),
+              ("scaled score: 0 = training mean, 1 = replicate", len(scaled))]
+    table = _table(["method", "wells", *[h for h, *_ in raw], *[label for _, label in scaled]], rows, groups)
+    missing = "" if REPLICATE in who else _note("No replicate wells on this split: scaled scores are n/a.")
+    return f"<h4>{_split_name(m, split)}</h4>{table}{missing}"
 
 
-def _methods(metrics: dict) -> str:
-    items = []
-    for method in metrics["methods"]:
-        text = METHOD_TEXT.get(method) or METHOD_TEXT.get(metrics["settings"].get(method, {}).get("model", ""))
-        text = text or "generator: " + html.escape(str(metrics["settings"].get(method, {}).get("model", method)))
-        items.append(f"<li><b>{html.escape(method)}</b>: {html.escape(text)}</li>")
-    modalities = "".join(f"<li><b>{html.escape(m)}</b>: {html.escape(t)}</li>" for m, t in MODALITY_TEXT.items())
-    return f"<p>Methods compared:</p><ul>{''.join(items)}</ul><p>Inputs to the classifier (modalities):</p><ul>{modalities}</ul>"
+def _any_scaled(m: dict) -> bool:
+    """Whether any method has a scaled score on any split (none without replicate wells)."""
+    return any(e.get("scaled") is not None for x in m["methods"] for per in (dig(m, "scaled", x) or {}).values()
+               for e in per.values())
+
+
+def _wells(m: dict) -> tuple[str, str, str]:
+    body = [_note(T.WELLS_TEXT), *(_well_table(m, s) for s in m["splits"]), _note(T.SCALED_TEXT)]
+    if _any_scaled(m):
+        body += [_img(figures.scaled_figure(m), "scaled scores"), _note(T.SCALED_FIGURE_TEXT)]
+    else:
+        body.append(_note(T.NO_SCALED_TEXT))
+    return "wells", "Well-level figures (every method, every split)", "".join(body)
+
+
+def _gap_table(m: dict, split: str, gap: str) -> str:
+    """Accuracies of floor, measured and synthetic candidates and the gap recovered, one row per method."""
+    profile, floor, candidate = GAPS[gap]
+    real, syn = candidate.format(rna="real"), candidate.format(rna="synthetic")
+
+    def acc(method: str, modality: str) -> str:
+        return _fmt(dig(accuracy(m, method, modality, split, profile), "balanced_accuracy"))
+
+    rows = []
+    for x in m["methods"]:
+        g = dig(m, "identification", "gap", x, split, gap) or {}
+        rows.append(([f"<b>{_esc(x)}</b>", acc(REFERENCE, floor), acc(REFERENCE, real), acc(x, syn),
+                      _with_ci(g.get("value"), g.get("ci")),
+                      f"{_fmt(g.get('added'), signed=True)} / {_fmt(g.get('ceiling_added'), signed=True)}"], ""))
+    header = ["method", floor, real, syn, "gap recovered [95% CI]", "added: synthetic / measured"]
+    return f"<h4>{_split_name(m, split)}</h4>" + _table(header, rows)
+
+
+def _identification(m: dict) -> tuple[str, str, str]:
+    cfg = m["config"]
+    body = [_note(T.IDENT_TEXT.format(chance=1 / len(m["treatments"]), n_boot=cfg["n_boot"]))]
+    for gap in GAPS:
+        title, explanation = T.GAP_TEXT[gap]
+        fields = {"n": cfg["cells_per_set"], "pooled": cfg["pooled_context"]}
+        body += [f"<h3>{_esc(title.format(**fields))}</h3>", _note(explanation.format(**fields))]
+        body += [_gap_table(m, s, gap) for s in ident_splits(m)]
+    body.append(f"<div class='caveat'>{T.CAVEAT}</div>")
+    return "identification", "Treatment identification", "".join(body)
+
+
+def _accuracy(m: dict) -> tuple[str, str, str]:
+    body = [_img(figures.accuracy_figure(m, s), f"accuracy {s}") for s in ident_splits(m)]
+    body.append(_note(T.ACCURACY_FIGURE_TEXT.format(n=m["config"]["cells_per_set"])))
+    body.append("<ul class='note'>" + "".join(f"<li><b>{_esc(k)}</b>: {v}</li>" for k, v in T.MODALITY_TEXT.items())
+                + "</ul>")
+    body += [_img(figures.gap_figure(m), "gap recovered"), _note(T.GAP_FIGURE_TEXT)]
+    return "accuracy", "Accuracy by modality and gap recovered", "".join(body)
+
+
+def _confusion(m: dict, arrays: dict) -> tuple[str, str, str]:
+    splits = ident_splits(m)
+    split = "test" if "test" in splits else splits[0]
+    profile = "multi" if confusion_key(REFERENCE, "imaging", split, "multi") in arrays else "single"
+    kind = "matched context" if profile == "multi" else "single cells"
+    title = f"Confusion matrices ({m['splits'][split]['label']}, {kind})"
+    if confusion_key(REFERENCE, "imaging", split, profile) not in arrays:
+        return "confusion", title, _note(T.MISSING_ARRAYS.format(what="Confusion matrices"))
+    return "confusion", title, _img(figures.confusion_figure(m, arrays, split, profile), "confusion matrices") \
+        + _note(T.CONFUSION_TEXT)
+
+
+def _embedding(m: dict, arrays: dict) -> tuple[str, str, str]:
+    title = f"Real and synthetic cells ({m['splits'][m['embedding']['split']]['label']} wells)"
+    if "embedding_xy" not in arrays:
+        return "embedding", title, _note(T.MISSING_ARRAYS.format(what="Embedding"))
+    ev = list(m["embedding"].get("explained_variance") or []) + [0.0, 0.0]
+    return "embedding", title, _img(figures.embedding_figure(m, arrays), "embedding") \
+        + _note(T.EMBEDDING_TEXT.format(ev0=ev[0], ev1=ev[1]))
+
+
+def _fidelity(m: dict) -> tuple[str, str, str]:
+    rows = []
+    for x in m["methods"]:
+        for split, fid in (m["fidelity"].get(x) or {}).items():
+            energy = dig(m, "wells", x, split, "energy_ratio") or {}
+            iqr = energy.get("iqr") or [None, None]
+            spread = f" ({_fmt(iqr[0])}–{_fmt(iqr[1])})" if iqr[0] is not None else ""
+            rows.append(([f"<b>{_esc(x)}</b>", _split_name(m, split), _fmt(fid.get("localisation")),
+                          _fmt(energy.get("median")) + spread,
+                          _fmt(fid.get("gene_pearson_median")) + f" ({fid.get('n_genes', 0)} genes)"], ""))
+    header = ["method", "split", "localisation", "energy ratio: median (IQR)", "gene correlation: median"]
+    return "fidelity", "Fidelity of the synthetic cells", _table(header, rows) + _note(T.FIDELITY_TEXT)
+
+
+def _sections(m: dict, arrays: dict) -> list[tuple[str, str, str]]:
+    """The report's sections, honest figures first; sections a result has no data for are left out."""
+    sections = [_methods(m), _wells(m)]
+    if ident_splits(m):
+        sections += [_identification(m), _accuracy(m), _confusion(m, arrays)]
+    elif m["protocol"] in T.NO_IDENT_TEXT:
+        sections.append(("identification", "Treatment identification", _note(T.NO_IDENT_TEXT[m["protocol"]])))
+    if m.get("embedding"):
+        sections.append(_embedding(m, arrays))
+    if m.get("fidelity"):
+        sections.append(_fidelity(m))
+    return sections
 
 
 def render_report(result: BenchmarkResult, out_dir: str | Path) -> Path:
-    """Write ``out_dir/report.html`` (atomically) from a benchmark result; return its path.
+    """Write ``out_dir/report.html`` (atomically) from an evaluation result; return its path.
 
-    Figures that need arrays absent from ``result.arrays`` (confusion matrices, embedding) are left out
-    with a note, so a report can still be drawn from ``metrics.json`` alone.
+    Works for single-cell (seen or unseen compounds) and bulk results. Figures that need arrays absent from
+    ``result.arrays`` (confusion matrices, embedding) are left out with a note, so a report can still be drawn
+    from ``metrics.json`` alone.
     """
     m, arrays = result.metrics, result.arrays
-    split = "test" if "test" in m["splits"] else next(iter(m["splits"]))
-    cfg = m["config"]
-    sections = [
-        "<h1>phenoseq benchmark: treatment identification from morphology and generated transcriptomes</h1>",
-        f"<p>{len(m['treatments'])} treatments; test splits: "
-        + ", ".join(f"{html.escape(v['label'])} = <code>{html.escape(s)}</code> ({v['n_wells']} wells)" for s, v in m["splits"].items())
-        + ". WE (within experiment) wells come from the same experimental round as the training wells; HE (held-out "
-          "experiment) wells from another round, a harder test of generalisation.</p>",
-        _methods(m),
-        "<h2>Headline</h2>",
-        "<p class='note'>Balanced accuracy: the average over treatments of the fraction of a treatment's profiles "
-        f"assigned to the right treatment (chance = {1 / len(m['treatments']):.3f}). A logistic regression is trained "
-        "on the training wells and tested on the test wells; no RNA of a test well is used to train the classifier "
-        "or the generator. <b>Gap recovered</b> = (imaging+synthetic − imaging) / (imaging+real − imaging): 0 means "
-        "the synthetic transcriptomes add nothing to morphology, 1 means they add as much as measured "
-        "transcriptomes. 95% confidence intervals come from resampling test wells "
-        f"({cfg['n_boot']} bootstrap draws).</p>",
-        _headline(m),
-        "<div class='caveat'><b>Read gap recovered together with fidelity.</b> A generator that emits one "
-        "idealised prototype per treatment can make treatments <i>easier</i> to tell apart than real, noisy cells, "
-        "giving gap recovered near or above 1 while its cells look nothing like real cells. Gap recovered above 1 "
-        "with a large energy ratio or poor localisation means collapsed prototypes, not better-than-real biology. "
-        "Likewise, the nearest-well baseline returns real training cells, so it can score well wherever a test "
-        "well's morphology points to the right training well. Finally, imaging+synthetic and synthetic_rna train the "
-        "classifier on synthetic cells, so a generator that consistently gives a treatment the cells of another "
-        "one still scores well there; real_to_synthetic and localisation, which compare with real cells, catch "
-        "it.</div>",
-    ]
-    for s in m["splits"]:
-        sections += [f"<h2>Accuracy by modality: {html.escape(m['splits'][s]['label'])} ({html.escape(s)})</h2>",
-                     _img(figures.accuracy_figure(m, s), f"accuracy {s}"),
-                     "<p class='note'>Grey bars use real data only (the floor, imaging, and the ceiling, "
-                     "imaging+real); coloured bars use each method's synthetic cells. Left: single cells; right: "
-                     f"means of {cfg['cells_per_set']} random cells of a well, which average out cell-to-cell noise. "
-                     "Whiskers: 95% CI over test wells. Dotted line: chance.</p>"]
-    sections += ["<h2>Gap recovered</h2>", _img(figures.gap_figure(m), "gap recovered"),
-                 "<p class='note'>Fraction of the accuracy gain from adding measured transcriptomes to morphology "
-                 "that synthetic transcriptomes recover. Dashed line: as good as real RNA. n/a: the ceiling did not "
-                 "beat imaging, so the ratio is undefined.</p>"]
-    if any(k.startswith("confusion__") for k in arrays):
-        sections += [f"<h2>Confusion matrices ({html.escape(m['splits'][split]['label'])}, single cells)</h2>",
-                     _img(figures.confusion_figure(m, arrays, split, "single"), "confusion matrices"),
-                     "<p class='note'>Rows: true treatment; columns: predicted treatment; colour: fraction of the "
-                     "treatment's cells. A bright diagonal means treatments are told apart; off-diagonal blocks are "
-                     "treatments confused with each other, often compounds sharing a mechanism of action.</p>"]
-    else:
-        sections.append("<p class='note'>Confusion matrices not drawn: arrays.npz was not found.</p>")
-    if "embedding_xy" in arrays:
-        ev = m["embedding"]["explained_variance"]
-        sections += [f"<h2>Real and synthetic cells ({html.escape(m['splits'][m['embedding']['split']]['label'])} test wells)</h2>",
-                     _img(figures.embedding_figure(m, arrays), "embedding"),
-                     "<p class='note'>Principal components of the RNA latent, fitted on real cells (PC 1 and 2 explain "
-                     f"{ev[0]:.0%} and {ev[1]:.0%} of their variance); each point is a cell, coloured by treatment. "
-                     "Good synthetic cells cover the same regions with the same spread as the real cells of their "
-                     "treatment; tight clumps mean too little cell-to-cell variation.</p>"]
-    else:
-        sections.append("<p class='note'>Embedding not drawn: arrays.npz was not found.</p>")
-    sections += ["<h2>Fidelity</h2>", _fidelity_table(m),
-                 "<p class='note'><b>Localisation</b>: fraction of treatments whose average synthetic cell is closest "
-                 "to the average real cell of the same treatment (1 = every treatment lands in the right place). "
-                 "<b>Energy ratio</b>: distance between a test well's synthetic and real cells (energy distance, which "
-                 "compares whole distributions, spread included) divided by the distance between the real cells of "
-                 "another replicate well of the same treatment and the test well's real cells. Around 1: synthetic "
-                 "cells are as close to the well as a biological replicate; much above 1: they differ more than "
-                 "replicates do. HE wells come from another round than the replicate well, so their floor includes "
-                 "the batch effect. <b>Gene correlation</b>: for each gene, the correlation across test wells between "
-                 "the synthetic and real well-average expression; median over genes.</p>"]
+    sections = _sections(m, arrays)
+    toc = "".join(f"<li><a href='#{a}'>{_esc(t)}</a></li>" for a, t, _ in sections)
+    body = "".join(f"<h2 id='{a}'>{_esc(t)}</h2>{b}" for a, t, b in sections)
+    title = f"phenoseq benchmark: transcriptomes generated from morphology ({m['mode']}, {m['protocol']})"
     page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>phenoseq benchmark</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(sections)}</body></html>")
+            f"<style>{STYLE}</style></head><body><h1>{_esc(title)}</h1>{_intro(m)}<ol>{toc}</ol>{body}</body></html>")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / REPORT_FILE) as tmp:

@@ -7,6 +7,7 @@ from phenoseq.io.readers.bulk import aggregate_wells, annotate_samples, read_bul
 from phenoseq.io.readers.dispatch import KINDS, detect_kind, read_table
 from phenoseq.io.readers.gct import read_gct, read_gctx
 from phenoseq.io.readers.hygiene import Hygiene, apply_hygiene, mad_robustize
+from phenoseq.io.readers.paired_tables import read_paired_tables
 from phenoseq.io.readers.profiles import profiles_to_anndata, read_cellprofiler
 from phenoseq.io.readers.scgenescope import EMBEDDING_KEY, read_scgenescope, standardise_scgenescope, training_matrix
 
@@ -27,6 +28,7 @@ __all__ = [
     "read_expression_table",
     "read_gct",
     "read_gctx",
+    "read_paired_tables",
     "read_scgenescope",
     "read_table",
     "standardise_scgenescope",

@@ -1,0 +1,233 @@
+"""The one scoring workflow: every mode (single-cell, bulk), protocol (seen, unseen compounds) and method.
+
+:func:`evaluate` generates what is missing (from the imaging of the wells only), then scores every method
+and the real-replicate reference by the same code:
+
+* well-level figures (:mod:`phenoseq.evaluate.wells`) on every held-out split, both modes;
+* energy ratio to the replicate floor, localisation and per-gene correlation (single-cell mode);
+* treatment identification with the matched-morphology control and matched-context sets (single-cell mode,
+  splits whose treatments have training wells: :mod:`phenoseq.evaluate.benchmark`);
+* scaled scores between the training-mean baseline and the real replicate (:mod:`phenoseq.evaluate.scaled`).
+
+``metrics.json`` layout (``format: "phenoseq-metrics"``, ``version: 2``)::
+
+    format, version, mode ("single-cell" | "bulk"), protocol ("seen" | "unseen"), methods, treatments,
+    splits {split: {label, n_wells}}, config, settings {method: uns["phenoseq"]},
+    wells[method | "replicate"][split][metric] = summary   (metrics in phenoseq.evaluate.wells; single-cell
+                                                            mode adds energy_ratio)
+    scaled[method][split][metric] = {value, baseline, ceiling, scaled}
+    identification (single-cell, seen splits) = {
+        accuracy[method | "reference"][modality][split][profile] = {balanced_accuracy, ci, n_wells, n_profiles},
+        gap[method][split][matched | vs_pooled | vs_imaging] = {value, ci, added, ceiling_added}}
+    fidelity[method][split] = {localisation, gene_pearson_median, n_genes}   (single-cell)
+    embedding = {split, sources, explained_variance}                         (single-cell)
+    unseen = {n_folds, folds: [[treatment, ...], ...]}                       (unseen protocol)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import anndata as ad
+import numpy as np
+
+from phenoseq import progress as _progress
+from phenoseq.errors import PhenoseqError
+from phenoseq.evaluate import benchmark as bench
+from phenoseq.evaluate import wells as W
+from phenoseq.evaluate.contexts import ContextSets
+from phenoseq.evaluate.inputs import check_synthetic, covered_splits
+from phenoseq.evaluate.jsonable import jsonable
+from phenoseq.evaluate.scaled import BASELINE, scaled_scores
+from phenoseq.generate.baselines import TrainingMeanBaseline
+from phenoseq.io.screen import UNSEEN, PairedScreen
+from phenoseq.rna.space import RNASpace
+
+FORMAT = "phenoseq-metrics"
+VERSION = 2
+SINGLE_CELL, BULK = "single-cell", "bulk"
+
+
+@dataclass
+class BenchmarkResult:
+    """``metrics``: the JSON-able results (layout in the module docstring); ``arrays``: confusion matrices and
+    embedding coordinates the report draws; ``synthetic``: the cells evaluated (not saved)."""
+
+    metrics: dict
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    synthetic: dict[str, ad.AnnData] = field(default_factory=dict, repr=False)
+
+
+def _same_space(a: RNASpace, b: RNASpace) -> bool:
+    """Same space if what each would save is the same (works for PCA and embedding spaces alike)."""
+    if a is b:
+        return True
+    (ta, ma), (tb, mb) = a.state(), b.state()
+    return ma == mb and ta.keys() == tb.keys() and all(np.allclose(ta[k], tb[k]) for k in ta)
+
+
+def mode_of(screen: PairedScreen) -> str:
+    """``"bulk"`` when the RNA side holds one normalised profile per well, else ``"single-cell"``."""
+    return BULK if screen.rna_kind == "expression" else SINGLE_CELL
+
+
+def held_out_splits(screen: PairedScreen, config: bench.BenchmarkConfig) -> list[str]:
+    """The splits scored: the configured test splits present in the screen, and ``unseen`` when it has wells."""
+    splits = [s for s in config.test_splits if screen.wells_in(s)]
+    if screen.wells_in(UNSEEN) and UNSEEN not in splits:
+        splits.append(UNSEEN)
+    return splits
+
+
+def evaluate(
+    screen: PairedScreen,
+    rna_space: RNASpace,
+    generators: dict | None = None,
+    synthetic: dict[str, ad.AnnData] | None = None,
+    config: bench.BenchmarkConfig | None = None,
+    moa_key: str | None = None,
+    identification: bool = True,
+    progress: _progress.Progress | None = None,
+) -> BenchmarkResult:
+    """Score methods on the held-out splits of ``screen``.
+
+    Parameters
+    ----------
+    screen
+        The paired screen; its RNA of held-out wells is used for scoring only.
+    rna_space
+        The space every method is scored in (the model's); generators must share it.
+    generators
+        Method name → object with ``generate(imaging, cells_per_well, seed, progress)`` and ``rna_space``
+        (:class:`phenoseq.generate.baselines.Generator`). Each is given the imaging of the scored wells only;
+        in single-cell mode it also generates for the matched-context sets.
+    synthetic
+        Method name → synthetic cells already generated (e.g. read from a file); scored as given, without
+        matched-context sets unless the same name is also a generator. The training-mean baseline is added
+        when absent: scaled scores are measured from it.
+    moa_key
+        ``obs`` column of the RNA data naming each treatment's mechanism of action (adds the MoA figure).
+    identification
+        Run the treatment-identification benchmark (single-cell mode, splits with seen treatments).
+    """
+    config = config or bench.BenchmarkConfig()
+    generators, synthetic = dict(generators or {}), dict(synthetic or {})
+    if not generators and not synthetic:
+        raise PhenoseqError("nothing to evaluate: give generators and/or synthetic cells")
+    reserved = {bench.REFERENCE, W.REPLICATE}
+    if reserved & (set(generators) | set(synthetic)):
+        raise PhenoseqError(f"method names {sorted(reserved)} are reserved; name the method otherwise")
+    if BASELINE not in generators and BASELINE not in synthetic:
+        # Scaled scores are measured from the training mean, so it is always scored.
+        generators[BASELINE] = TrainingMeanBaseline(screen, rna_space)
+    spaces = [g.rna_space for g in generators.values()]
+    if not all(_same_space(rna_space, s) for s in spaces):
+        raise PhenoseqError("the generators use different RNA spaces; evaluate methods that share the model's RNA space")
+    mode = mode_of(screen)
+    splits = held_out_splits(screen, config)
+    if not splits:
+        raise PhenoseqError(f"the screen has no wells in the held-out splits {list(config.test_splits)}; nothing to evaluate")
+    seen_splits = [s for s in splits if s != UNSEEN]
+    run_identification = identification and mode == SINGLE_CELL and bool(seen_splits)
+    k = screen.keys
+    wells_needed = [w for s in splits for w in screen.wells_in(s)]
+    if run_identification:
+        wells_needed = screen.wells_in("train") + wells_needed
+    # A copy of the imaging cells only: generators never hold the screen's RNA of these wells.
+    imaging = screen.subset("imaging", wells_needed).copy()
+    for name, g in generators.items():
+        if name not in synthetic:
+            synthetic[name] = g.generate(imaging, cells_per_well=config.cells_per_well, seed=config.seed,
+                                         progress=progress)
+    methods = list(synthetic)
+    if mode == SINGLE_CELL:
+        covered = {name: check_synthetic(syn, screen, rna_space, name, need_training=run_identification)
+                   for name, syn in synthetic.items()}
+        splits = covered_splits(screen, covered, tuple(splits))
+        seen_splits = [s for s in splits if s != UNSEEN]
+    else:
+        for name, syn in synthetic.items():
+            _check_bulk(syn, screen, rna_space, name, splits)
+
+    origins = W.Origins.of(screen, rna_space)
+    moa = W.moa_reference(screen, rna_space, moa_key, origins) if moa_key else None
+    scored = sorted(set(wells_needed) - (set(screen.wells_in("train")) if run_identification else set()))
+    replicate_of = W.replicate_wells(screen, scored)
+    real = W.real_profiles(screen, rna_space, scored)
+    wells_metrics: dict = {m: {} for m in [*methods, W.REPLICATE]}
+    for split in _progress.get(progress).track(splits, "well-level scores"):
+        ws = sorted(screen.wells_in(split))
+        groups = W.ranking_groups(screen, ws)
+        real_s = real.take(ws)
+        for m in methods:
+            pred = W.synthetic_profiles(synthetic[m], rna_space, k.sample, ws)
+            wells_metrics[m][split] = W.score_wells(pred, real_s, origins, groups, moa)
+        with_rep = [w for w in ws if w in replicate_of]
+        if with_rep:
+            rep = W.real_profiles(screen, rna_space, [replicate_of[w] for w in with_rep])
+            rep.wells = with_rep
+            wells_metrics[W.REPLICATE][split] = W.score_wells(rep, real_s.take(with_rep), origins,
+                                                            W.ranking_groups(screen, with_rep), moa)
+
+    metrics: dict = {
+        "format": FORMAT, "version": VERSION, "mode": mode,
+        "protocol": UNSEEN if splits == [UNSEEN] else "seen",
+        "methods": methods,
+        "treatments": sorted(screen.wells[k.treatment].astype(str).unique().tolist()),
+        "splits": {s: {"label": bench.SPLIT_LABELS.get(s, s), "n_wells": len(screen.wells_in(s))} for s in splits},
+        "config": config.to_dict() | {"moa_key": moa_key},
+        "settings": {m: jsonable(dict(synthetic[m].uns.get("phenoseq", {}))) for m in methods},
+    }
+    arrays: dict[str, np.ndarray] = {}
+    if mode == SINGLE_CELL:
+        contexts, sets = None, {}
+        if run_identification and generators:
+            contexts = ContextSets.draw(screen.imaging, k.sample, screen.wells_in("train")
+                                        + [w for s in seen_splits for w in screen.wells_in(s)],
+                                        config.cells_per_set, config.sets_per_well, config.seed)
+            set_imaging = contexts.imaging(screen.imaging, k.sample)
+            for name, g in generators.items():
+                sets[name] = g.generate(set_imaging, cells_per_well=config.cells_per_set, seed=config.seed,
+                                        progress=progress)
+        data = bench.CellData(screen, rna_space, synthetic, config, contexts, sets)
+        metrics["fidelity"] = {m: {} for m in methods}
+        for m in methods:
+            for split in splits:
+                ratios = bench.energy_ratios(data, m, split, replicate_of)
+                wells_metrics[m][split]["energy_ratio"] = W.summary(ratios)
+                metrics["fidelity"][m][split] = bench.localisation_and_genes(data, m, split)
+        for split in splits:
+            if split in wells_metrics[W.REPLICATE]:
+                ones = {w: 1.0 for w in wells_metrics[W.REPLICATE][split]["rank"]["per_well"]}
+                wells_metrics[W.REPLICATE][split]["energy_ratio"] = W.summary(ones)
+        if run_identification:
+            accuracy, gap, arrays = bench.identification(data, methods, seen_splits, progress)
+            metrics["identification"] = {"accuracy": accuracy, "gap": gap, "splits": seen_splits,
+                                         "matched_methods": sorted(sets)}
+        emb_split = "test" if "test" in splits else splits[0]
+        metrics["embedding"], emb_arrays = bench.embedding(data, methods, emb_split)
+        arrays.update(emb_arrays)
+    metrics["wells"] = wells_metrics
+    metrics["scaled"] = scaled_scores(wells_metrics, methods)
+    return BenchmarkResult(metrics=metrics, arrays=arrays, synthetic=synthetic)
+
+
+def _check_bulk(syn: ad.AnnData, screen: PairedScreen, rna_space: RNASpace, name: str, splits: list[str]) -> None:
+    from phenoseq.generate.output import LATENT_KEY
+    from phenoseq.io.validate import preview
+
+    k = screen.keys
+    if LATENT_KEY not in syn.obsm:
+        raise PhenoseqError(f"{name}: obsm[{LATENT_KEY!r}] is missing; synthetic cells must carry their RNA latent")
+    if syn.obsm[LATENT_KEY].shape[1] != rna_space.n_latent:
+        raise PhenoseqError(f"{name}: obsm[{LATENT_KEY!r}] has {syn.obsm[LATENT_KEY].shape[1]} dimensions but the RNA "
+                            f"space has {rna_space.n_latent}; the profiles were made by a different model.")
+    if k.sample not in syn.obs.columns:
+        raise PhenoseqError(f"{name}: obs has no {k.sample!r} column naming each synthetic profile's sample.")
+    have = set(syn.obs[k.sample].astype(str))
+    for split in splits:
+        missing = sorted(set(screen.wells_in(split)) - have)
+        if missing:
+            raise PhenoseqError(
+                f"{name}: no synthetic profiles for held-out samples {preview(missing)} of split {split!r}; generate "
+                "for every sample of the held-out splits (e.g. `phenoseq generate` on the whole imaging file).")
