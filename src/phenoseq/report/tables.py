@@ -8,6 +8,8 @@ from rich.table import Table
 
 from phenoseq.evaluate.metrics import identification_rows, well_rows
 
+WIDE = 140  # columns the tables need to show every figure
+
 
 def _f(x, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
@@ -75,6 +77,9 @@ def identification_table(metrics: dict, split: str) -> Table | None:
 def print_results(metrics: dict, console: Console | None = None, splits: list[str] | None = None) -> None:
     """Every table of an evaluation: per split, identification (when run) then the well-level figures."""
     console = console or Console()
+    if not console.is_terminal and console.width < WIDE:
+        # Piped or captured output gets rich's 80 columns, which would cut every figure to an ellipsis.
+        console = Console(file=console.file, width=WIDE, no_color=console.no_color)
     for split in splits or list(metrics["splits"]):
         ident = identification_table(metrics, split)
         if ident is not None:
