@@ -111,3 +111,15 @@ def test_needs_exactly_one_rna_space_source(files, tmp_path, capsys):
                "--synthetic", files / "oracle.h5ad", "--out", tmp_path / "out", "--quiet")
     assert code == 2 and "--model" in capsys.readouterr().err.replace("\n", " ")
     assert not (tmp_path / "out").exists()
+
+
+def test_unseen_folds_retrain_the_model_with_its_saved_settings(files, tmp_path):
+    model = tmp_path / "model"
+    assert run("train", "-i", files / "imaging.h5ad", "-r", files / "rnaseq.h5ad", "-o", model, "--preset", "tiny",
+               "--max-epochs", 1, "--set", "max_epochs=1", "-q") == 0
+    code = run("evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad", "--model", model,
+               "--unseen-folds", 2, "--out", tmp_path / "out", "--cells-per-well", 5, "--quiet")
+    assert code == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["methods"] == ["phenoseq", "training_mean"]
+    assert metrics["wells"]["phenoseq"]["unseen"]["rank"]["n"] == 135
