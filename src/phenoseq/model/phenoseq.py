@@ -25,7 +25,7 @@ from phenoseq.generate.synthesize import SamplingSettings, sample_latents
 from phenoseq.io.files import atomic_path
 from phenoseq.io.keys import ScreenKeys
 from phenoseq.io.screen import PairedScreen
-from phenoseq.model import checkpoint
+from phenoseq.io import checkpoint
 from phenoseq.model.config import ModelConfig
 from phenoseq.model.data import Standardiser, WellImaging
 from phenoseq.model.denoiser import Denoiser

@@ -189,7 +189,7 @@ class RNASpace:
 
     @classmethod
     def load(cls, directory: str | Path) -> "RNASpace":
-        from phenoseq.model.checkpoint import read_tensors
+        from phenoseq.io.checkpoint import read_tensors
 
         directory = Path(directory)
         meta_path = directory / "rna_space.json"
