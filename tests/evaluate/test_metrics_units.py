@@ -7,7 +7,7 @@ import pytest
 
 from phenoseq.evaluate import bootstrap, fidelity
 from phenoseq.evaluate.identification import WellPredictions
-from phenoseq.evaluate.profiles import CellTable, multi_profiles, paired, single_profiles
+from phenoseq.evaluate.profiles import CellTable, paired, pooled, single_profiles
 
 
 def test_balanced_accuracy_matches_sklearn():
@@ -88,9 +88,14 @@ def test_profiles():
     table = CellTable(X, np.repeat(["a", "b"], 10))
     single = single_profiles(table, max_per_well=4, seed=0, purpose="x")
     assert len(single.X) == 8 and set(single.wells) == {"a", "b"}
-    multi = multi_profiles(table, cells_per_set=3, sets_per_well=5, seed=0, purpose="x")
-    assert multi.X.shape == (10, 2)
-    assert np.all(multi.X[multi.wells == "a"] < 20) and np.all(multi.X[multi.wells == "b"] >= 20)
+    # The matched-morphology control: each cell joined with the mean of cells of its own well only.
+    rows = np.array([0, 3, 12, 19])
+    joined = pooled(table, rows, context=3, seed=0, purpose="x")
+    assert joined.X.shape == (4, 4)
+    np.testing.assert_array_equal(joined.X[:, :2], X[rows])
+    assert np.all(joined.X[:2, 2:] < 20) and np.all(joined.X[2:, 2:] >= 20)
+    whole = pooled(table, rows, context=50, seed=0, purpose="x")  # larger than a well: all of its cells
+    np.testing.assert_allclose(whole.X[0, 2:], X[:10].mean(axis=0))
     rna = CellTable(np.array([[100.0], [200.0]]), ["a", "b"])
     both = paired(table, rna, seed=0, purpose="x")
     assert both.X.shape == (20, 3)

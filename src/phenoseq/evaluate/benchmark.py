@@ -46,7 +46,7 @@ from phenoseq.errors import PhenoseqError
 from phenoseq.evaluate import bootstrap, fidelity
 from phenoseq.evaluate.contexts import ContextSets
 from phenoseq.evaluate.identification import WellPredictions, fit_classifier, predict_wells
-from phenoseq.evaluate.profiles import CellTable, paired, pooled, sample_rows
+from phenoseq.evaluate.profiles import CellTable, paired, pooled, sample_rows, single_profiles
 from phenoseq.generate.output import LATENT_KEY
 from phenoseq.generate.seeds import well_rng, well_seed
 from phenoseq.io.screen import PairedScreen
@@ -124,7 +124,7 @@ class CellData:
         self.contexts, self.sets = contexts, sets or {}
         self._cache: dict[tuple, CellTable] = {}
 
-    def _cached(self, key: tuple, build) -> CellTable:
+    def _cached(self, key: tuple, build):
         if key not in self._cache:
             self._cache[key] = build()
         return self._cache[key]
@@ -152,9 +152,10 @@ class CellData:
         img = self.table("imaging", split)
         rows = self._rows(split)
         if modality == "real_rna":
-            return self._rna_rows(self.table("real", split), "real", split)
+            return single_profiles(self.table("real", split), c.max_cells_per_well, c.seed, f"real:{split}")
         if modality == "synthetic_rna":
-            return self._rna_rows(self.table(f"syn:{method}", split), f"syn:{method}", split)
+            return single_profiles(self.table(f"syn:{method}", split), c.max_cells_per_well, c.seed,
+                                   f"syn:{method}:{split}")
         base: CellTable
         if modality.startswith("imaging+pooled"):
             base = self._cached(("pooled", split), lambda: pooled(img, rows, c.pooled_context, c.seed, split))
@@ -167,46 +168,35 @@ class CellData:
                             lambda: paired(base, self.table(rna, split), seed=c.seed, purpose=f"{modality}:{method}:{split}"))
 
     def _rows(self, split: str) -> np.ndarray:
-        key = ("rows", split)
-        if key not in self._cache:
-            self._cache[key] = sample_rows(self.table("imaging", split), self.config.max_cells_per_well,
-                                           self.config.seed, f"imaging:{split}")
-        return self._cache[key]
-
-    def _rna_rows(self, table: CellTable, source: str, split: str) -> CellTable:
-        idx = sample_rows(table, self.config.max_cells_per_well, self.config.seed, f"{source}:{split}")
-        return CellTable(table.X[idx], table.wells[idx])
+        """The imaging rows of ``split`` that single-cell profiles use (every imaging modality the same rows)."""
+        return self._cached(("rows", split), lambda: sample_rows(self.table("imaging", split),
+                                                                 self.config.max_cells_per_well, self.config.seed,
+                                                                 f"imaging:{split}"))
 
     def multi(self, modality: str, split: str, method: str | None) -> CellTable:
         """Matched-context set profiles of the wells of ``split`` (see the module docstring)."""
         if self.contexts is None:
             raise PhenoseqError("matched-context profiles need context sets and generators")
-        ctx = self.contexts
-        keep = np.isin(ctx.wells, self.screen.wells_in(split))
+        keep = np.isin(self.contexts.wells, self.screen.wells_in(split))
 
         def part(source: str) -> CellTable:
-            if source == "imaging":
-                t = self._cached(("set-img",), lambda: ctx.imaging_means(self._imaging_matrix()))
-            else:
-                t = self._cached(("set-syn", source), lambda: ctx.synthetic_means(self.sets[source], self.screen.keys.sample))
+            t = self._cached(("sets", source), lambda: self._set_means(source))
             return CellTable(t.X[keep], t.wells[keep])
 
-        def real_part() -> CellTable:
-            sub = ContextSets(ctx.ids[keep], ctx.wells[keep], ctx.members[keep])
-            return self._cached(("set-real", split), lambda: sub.real_means(self.table("real", split), self.config.seed))
-
-        if modality == "imaging":
-            return part("imaging")
-        if modality == "real_rna":
-            return real_part()
-        if modality == "synthetic_rna":
-            return part(method)
-        rna = real_part() if modality == "imaging+real" else part(method)
+        if modality in ("imaging", "real_rna", "synthetic_rna"):
+            return part({"imaging": "imaging", "real_rna": "real"}.get(modality, method))
+        rna = part("real" if modality == "imaging+real" else method)
         img = part("imaging")
         return CellTable(np.concatenate([img.X, rna.X], axis=1), img.wells)
 
-    def _imaging_matrix(self) -> np.ndarray:
-        return np.asarray(self.screen.imaging.X, dtype=np.float32)
+    def _set_means(self, source: str) -> CellTable:
+        """Profiles of every context set: ``imaging``, ``real`` or a method's synthetic cells."""
+        ctx = self.contexts
+        if source == "imaging":
+            return ctx.imaging_means(np.asarray(self.screen.imaging.X, dtype=np.float32))
+        if source == "real":
+            return ctx.real_means(self._build("real", sorted(set(ctx.wells.tolist()))), self.config.seed)
+        return ctx.synthetic_means(self.sets[source], self.screen.keys.sample)
 
 
 def _accuracy_entry(pred: WellPredictions, draws: np.ndarray) -> tuple[dict, np.ndarray]:

@@ -1,6 +1,6 @@
 """Cell tables (features of cells tagged by well) and the profiles classifiers see.
 
-A *single* profile is one cell; a *multi* profile is the mean of a random set of ``N`` cells of one well.
+A *single* profile is one cell (multi-cell profiles are matched-context sets: :mod:`phenoseq.evaluate.contexts`).
 Concatenated modalities pair each imaging cell with an RNA cell (real or synthetic) of the same well at
 random: the two modalities were measured on different cells, so only the well links them.
 """
@@ -60,21 +60,6 @@ def single_profiles(table: CellTable, max_per_well: int, seed: int, purpose: str
     """At most ``max_per_well`` random cells of each well (all of them when the well has fewer)."""
     idx = sample_rows(table, max_per_well, seed, purpose)
     return CellTable(table.X[idx], table.wells[idx])
-
-
-def multi_profiles(table: CellTable, cells_per_set: int, sets_per_well: int, seed: int, purpose: str) -> CellTable:
-    """``sets_per_well`` means of ``cells_per_set`` random cells per well: ``(n_wells × sets_per_well, d)``.
-
-    Each set is drawn without replacement (with replacement only when the well is smaller than a set).
-    """
-    X, wells = [], []
-    for well, rows in table.groups().items():
-        rng = well_rng(seed, well, "multi:" + purpose)
-        replace = len(rows) < cells_per_set
-        sets = np.stack([rng.choice(rows, size=cells_per_set, replace=replace) for _ in range(sets_per_well)])
-        X.append(table.X[sets].mean(axis=1))
-        wells.append(np.full(sets_per_well, well))
-    return CellTable(np.concatenate(X), np.concatenate(wells))
 
 
 def pooled(imaging: CellTable, rows: np.ndarray, context: int, seed: int, purpose: str) -> CellTable:

@@ -213,18 +213,10 @@ def evaluate(
 
 
 def _check_bulk(syn: ad.AnnData, screen: PairedScreen, rna_space: RNASpace, name: str, splits: list[str]) -> None:
-    from phenoseq.generate.output import LATENT_KEY
+    """The synthetic-cell checks, then every held-out sample of every split must have profiles."""
     from phenoseq.io.validate import preview
 
-    k = screen.keys
-    if LATENT_KEY not in syn.obsm:
-        raise PhenoseqError(f"{name}: obsm[{LATENT_KEY!r}] is missing; synthetic cells must carry their RNA latent")
-    if syn.obsm[LATENT_KEY].shape[1] != rna_space.n_latent:
-        raise PhenoseqError(f"{name}: obsm[{LATENT_KEY!r}] has {syn.obsm[LATENT_KEY].shape[1]} dimensions but the RNA "
-                            f"space has {rna_space.n_latent}; the profiles were made by a different model.")
-    if k.sample not in syn.obs.columns:
-        raise PhenoseqError(f"{name}: obs has no {k.sample!r} column naming each synthetic profile's sample.")
-    have = set(syn.obs[k.sample].astype(str))
+    have = check_synthetic(syn, screen, rna_space, name, need_training=False)
     for split in splits:
         missing = sorted(set(screen.wells_in(split)) - have)
         if missing:
