@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from phenoseq import progress as _progress
 from phenoseq.errors import PhenoseqError
 from phenoseq.evaluate import BenchmarkConfig, BenchmarkResult, evaluate, write_results
-from phenoseq.io.files import write_h5ad
+from phenoseq.io.files import check_destination, write_h5ad
 
 if TYPE_CHECKING:
     from phenoseq.simulate import SimulationConfig
@@ -52,6 +52,7 @@ def run_demo(out_dir: str | Path, seed: int = 0, progress: _progress.Progress | 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise PhenoseqError(f"--out {out_dir} is a file; give a folder for the demo's outputs")
+    check_destination(out_dir, overwrite=True, option="--out", folder=True)
     existing = [name for name in OUTPUTS if (out_dir / name).exists()]
     if existing and not overwrite:
         raise PhenoseqError(f"{out_dir} already holds {existing} from an earlier run; choose another --out or pass "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -39,6 +40,13 @@ def run(*args) -> int:
     return 0
 
 
+def _terminate(signum, frame) -> None:
+    # SIGTERM (a scheduler's kill, a closed terminal) unwinds like Ctrl-C, so that half-written temporary
+    # files are removed by the writers' cleanup instead of being left behind.
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
     """The ``phenoseq`` entry point."""
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(run(*sys.argv[1:]))

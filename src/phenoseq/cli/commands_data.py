@@ -28,10 +28,11 @@ def simulate(
     genes: int = typer.Option(2000, help="Number of genes."),
     features: int = typer.Option(300, help="Number of morphology features."),
     images: bool = typer.Option(False, help="Also render 5-channel single-cell image fields (TIFF) per well."),
+    overwrite: bool = typer.Option(False, help="Replace imaging.h5ad / rnaseq.h5ad already in --out."),
     quiet: bool = QUIET,
 ) -> None:
     """Simulate a paired Cell Painting + scRNA-seq screen (28 treatments by default)."""
-    from phenoseq.io.files import write_h5ad
+    from phenoseq.io.files import check_destination, write_h5ad
     from phenoseq.progress import RichProgress
     from phenoseq.simulate import SimulationConfig, simulate_screen
 
@@ -43,6 +44,9 @@ def simulate(
         n_genes=genes,
         n_features=features,
     )
+    check_destination(out, overwrite=True, folder=True)
+    for name in ("imaging.h5ad", "rnaseq.h5ad") + (("images",) if images else ()):
+        check_destination(out / name, overwrite=overwrite, folder=name == "images")
     progress = RichProgress(quiet)
     with progress.task("simulating screen", total=None):
         imaging, rnaseq = simulate_screen(config)

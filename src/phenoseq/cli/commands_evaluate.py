@@ -79,6 +79,7 @@ def evaluate(
     batch_key: str = BATCH_KEY,
     group_key: str = GROUP_KEY,
     splits: Optional[str] = SPLITS,
+    overwrite: bool = typer.Option(False, help="Replace metrics / a report already in --out / --report."),
     quiet: bool = QUIET,
 ) -> None:
     """Score synthetic transcriptomes against real held-out wells, beside every baseline.
@@ -87,11 +88,19 @@ def evaluate(
     in every mode; treatment identification with the matched-morphology control in single-cell mode.
     """
     from phenoseq.evaluate import BenchmarkConfig, evaluate as run_evaluation, evaluate_unseen, write_results
+    from phenoseq.evaluate.metrics import ARRAYS_FILE, METRICS_FILE
     from phenoseq.generate.baselines import standard_baselines
+    from phenoseq.io.files import check_destination
     from phenoseq.io.screen import PairedScreen
     from phenoseq.progress import RichProgress
+    from phenoseq.report.html import REPORT_FILE
     from phenoseq.rna.space import RNASpace
 
+    inputs = (imaging, rnaseq)
+    for name in (METRICS_FILE, ARRAYS_FILE):
+        check_destination(out / name, overwrite=overwrite, inputs=inputs, option="--out")
+    if report is not None:
+        check_destination(report / REPORT_FILE, overwrite=overwrite, inputs=inputs, option="--report")
     named = _synthetic_args(synthetic)
     for _, path in named:
         if not path.is_file():
@@ -163,11 +172,15 @@ def evaluate(
 def report(
     metrics_dir: Path = typer.Argument(..., help="Folder holding metrics.json (and arrays.npz) from `phenoseq evaluate`."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write report.html into."),
+    overwrite: bool = typer.Option(False, help="Replace a report.html already in --out."),
     quiet: bool = QUIET,
 ) -> None:
     """Re-render the HTML report from saved metrics (single-cell or bulk, seen or unseen compounds)."""
     from phenoseq.evaluate.metrics import read_results
-    from phenoseq.report.html import render_report
+    from phenoseq.io.files import check_destination
+    from phenoseq.report.html import REPORT_FILE, render_report
+
+    check_destination(out / REPORT_FILE, overwrite=overwrite)
 
     path = render_report(read_results(metrics_dir), out)
     if not quiet:

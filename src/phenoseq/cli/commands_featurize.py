@@ -40,14 +40,17 @@ def featurize(
     keep_border: bool = typer.Option(False, help="Keep nuclei touching the field's border."),
     no_texture: bool = typer.Option(False, "--no-texture", help="Skip Haralick texture (the slowest features)."),
     allow_empty_fields: bool = typer.Option(False, help="Skip fields with no nuclei instead of failing."),
+    overwrite: bool = typer.Option(False, help="Replace --out if it exists."),
     quiet: bool = QUIET,
 ) -> None:
     """Segment nuclei and cells in Cell Painting fields and measure them, CellProfiler-style."""
+    from phenoseq.io.files import check_destination
     from phenoseq.featurize.images import parse_channels
     from phenoseq.featurize.pipeline import FeaturizeOptions, featurize_to_h5ad
     from phenoseq.featurize.segment import SegmentationParams
     from phenoseq.progress import RichProgress
 
+    check_destination(out, overwrite=overwrite, inputs=(platemap,))
     options = FeaturizeOptions(
         nuclei_channel=nuclei_channel,
         cell_channel=None if cell_channel.lower() == "none" else cell_channel,

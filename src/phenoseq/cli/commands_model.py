@@ -17,7 +17,7 @@ from phenoseq.cli.options import (
     TREATMENT_KEY,
     screen_keys,
 )
-from phenoseq.cli.console import console
+from phenoseq.cli.console import console, err_console
 
 
 def _settings(pairs: list[str]) -> dict:
@@ -44,8 +44,8 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Model directory to write (model.safetensors + model.json)."),
     preset: str = typer.Option("cpu", help="Model size: cpu, tiny or paper."),
     seed: int = typer.Option(0, help="Random seed."),
-    max_epochs: Optional[int] = typer.Option(None, help="Stop after this many epochs (default: the preset's)."),
-    time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds, keeping the best weights."),
+    max_epochs: Optional[int] = typer.Option(None, min=1, help="Stop after this many epochs (default: the preset's)."),
+    time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds (> 0), keeping the best weights."),
     resume: bool = typer.Option(False, help="Continue the interrupted run saved in --out."),
     drop_unpaired: bool = typer.Option(False, help="Drop wells present in one modality only."),
     expression: bool = typer.Option(False, help="The RNA file holds normalised expression (e.g. bulk), not counts."),
@@ -65,20 +65,18 @@ def train(
     """Train the image-conditioned diffusion model on the training split of a paired screen."""
     from phenoseq.errors import PhenoseqError
     from phenoseq.io import PairedScreen
+    from phenoseq.io.files import check_destination
+    from phenoseq.model.config import ModelConfig
     from phenoseq.model.phenoseq import PhenoSeq
     from phenoseq.progress import RichProgress
 
-    if out.resolve() in (imaging.resolve(), rnaseq.resolve()):
+    if out.exists() and out.resolve() in (imaging.resolve(), rnaseq.resolve()):
         raise PhenoseqError(f"refusing to write the model to {out}: it is one of the inputs")
+    # Everything that can be checked without the data is checked first: settings, then the destination.
     keys = screen_keys(sample_key, treatment_key, replicate_key, batch_key, group_key, splits)
-    screen = PairedScreen.read(imaging, rnaseq, keys=keys, unpaired="drop" if drop_unpaired else "error",
-                               rna_kind="expression" if expression else "counts", allow_unseen=allow_unseen)
-    progress = RichProgress(quiet)
-    if resume:
-        model = PhenoSeq.load(out)
-        model.resume(screen, progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
-    else:
-        if out.exists() and any(out.iterdir()):
+    model = PhenoSeq.load(out) if resume else None
+    if model is None:
+        if out.is_dir() and any(out.iterdir()):
             raise PhenoseqError(f"{out} exists and is not empty; choose a new directory, or pass --resume to continue")
         overrides = _settings(set_)
         if time_limit is not None:
@@ -87,6 +85,18 @@ def train(
             overrides["rna_input"] = "expression"
         if rna_embedding:
             overrides["rna_embedding"] = rna_embedding
+        ModelConfig.preset(preset, **overrides)
+    elif set_ or time_limit is not None:
+        raise PhenoseqError("--resume continues with the run's own settings; drop --set / --time-limit")
+    check_destination(out, overwrite=True, inputs=(imaging, rnaseq), folder=True)
+    screen = PairedScreen.read(imaging, rnaseq, keys=keys, unpaired="drop" if drop_unpaired else "error",
+                               rna_kind="expression" if expression else "counts", allow_unseen=allow_unseen)
+    for warning in screen.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    progress = RichProgress(quiet)
+    if model is not None:
+        model.resume(screen, progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
+    else:
         model = PhenoSeq(screen, preset=preset, seed=seed, **overrides)
         model.train(progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
     if not quiet:
@@ -99,22 +109,26 @@ def generate(
     model_dir: Path = typer.Option(..., "--model", "-m", help="Model directory written by phenoseq train."),
     imaging: Path = typer.Option(..., "--imaging", "-i", help="Imaging .h5ad of the wells to generate for."),
     out: Path = typer.Option(..., "--out", "-o", help="Synthetic-cell .h5ad to write."),
-    cells_per_well: int = typer.Option(100, help="Synthetic cells per well."),
+    cells_per_well: int = typer.Option(100, min=1, help="Synthetic cells per well."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same cells."),
     sampler: Optional[str] = typer.Option(None, help="dpm++2m (default, fast) or ddim."),
-    steps: Optional[int] = typer.Option(None, help="Sampling steps (default: the model's, 12 for dpm++2m)."),
-    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none)."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Sampling steps (default: the model's, 12 for dpm++2m)."),
+    guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; >= 0)."),
+    overwrite: bool = typer.Option(False, help="Replace --out if it exists."),
     quiet: bool = QUIET,
 ) -> None:
     """Generate synthetic single-cell transcriptomes for every well of an imaging file."""
     from phenoseq.io import read_h5ad, write_h5ad
+    from phenoseq.io.files import check_destination
     from phenoseq.model.phenoseq import PhenoSeq
     from phenoseq.progress import RichProgress
 
+    check_destination(out, overwrite=overwrite, inputs=(imaging, model_dir / "model.safetensors",
+                                                        model_dir / "model.json"))
     model = PhenoSeq.load(model_dir)
     adata = read_h5ad(imaging)
     syn = model.generate(adata, cells_per_well=cells_per_well, seed=seed, sampler=sampler, steps=steps,
-                         guidance=guidance, progress=RichProgress(quiet))
+                         guidance=guidance, progress=RichProgress(quiet), source=str(imaging))
     write_h5ad(syn, out, inputs=(imaging,))
     if not quiet:
         n_ood = int(syn.obs.groupby(model.keys.sample, observed=True)["phenoseq_ood"].first().sum())

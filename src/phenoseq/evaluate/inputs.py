@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anndata as ad
+import numpy as np
 
 from phenoseq.errors import PhenoseqError
 from phenoseq.generate.output import LATENT_KEY
@@ -31,6 +32,12 @@ def check_synthetic(synthetic: ad.AnnData, screen: PairedScreen, rna_space: RNAS
             f"{name}: obsm[{LATENT_KEY!r}] has {width} dimensions but the model's RNA space has "
             f"{rna_space.n_latent}; the synthetic cells were made by a different model."
         )
+    if not np.isfinite(np.asarray(synthetic.obsm[LATENT_KEY], dtype=np.float64)).all():
+        raise PhenoseqError(f"{name}: obsm[{LATENT_KEY!r}] holds NaN/inf values; regenerate the synthetic cells.")
+    X = synthetic.X
+    if X is not None and synthetic.n_vars and not np.isfinite(X.data if hasattr(X, "data") and hasattr(X, "indptr")
+                                                               else np.asarray(X)).all():
+        raise PhenoseqError(f"{name}: X holds NaN/inf values; regenerate the synthetic cells.")
     if k.sample not in synthetic.obs.columns:
         raise PhenoseqError(f"{name}: obs has no {k.sample!r} column naming each synthetic cell's well.")
     if synthetic.n_obs == 0:

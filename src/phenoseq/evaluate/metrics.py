@@ -10,6 +10,7 @@ The layout of ``metrics.json`` is documented in :mod:`phenoseq.evaluate.workflow
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def read_results(directory: str | Path) -> BenchmarkResult:
         try:
             with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, EOFError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise PhenoseqError(f"{directory / ARRAYS_FILE}: not a readable array file ({exc}); re-run "
                                 "`phenoseq evaluate`, or delete it to draw the report without its figures") from exc
     return BenchmarkResult(metrics=metrics, arrays=arrays)

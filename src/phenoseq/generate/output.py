@@ -16,12 +16,41 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 
+from phenoseq.errors import PhenoseqError
 from phenoseq.io.keys import ScreenKeys
 
 LATENT_KEY = "X_phenoseq"
 # Joins a well's sample id and a set number ("<well>::set<j>") when the cells of a well are split into context
 # sets that are generated for separately (the matched-context benchmark).
 SET_SEPARATOR = "::set"
+
+
+# Peak bytes per output value while cells are generated, decoded and written (a few float32 copies).
+_BYTES_PER_VALUE = 16
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_output_size(n_cells: int, n_genes: int, n_latent: int, available: int | None = None) -> None:
+    """Refuse, before sampling, an output that cannot fit in memory; the message gives the estimate."""
+    need = n_cells * (n_genes + n_latent) * _BYTES_PER_VALUE
+    available = available_memory() if available is None else available
+    if available is not None and need > available:
+        raise PhenoseqError(
+            f"{n_cells:,} synthetic cells × {n_genes + n_latent:,} values need about {need / 2**30:,.1f} GiB of "
+            f"memory, and {available / 2**30:,.1f} GiB are available; lower --cells-per-well or generate for fewer "
+            "wells at a time"
+        )
 
 
 def well_metadata(imaging: ad.AnnData, keys: ScreenKeys) -> pd.DataFrame:
@@ -63,8 +92,10 @@ def synthetic_adata(
         if col in obs.columns:
             obs[col] = obs[col].astype("category")
     latent = np.asarray(latent, dtype=np.float32)
+    _check_finite(latent, "latents", settings)
     if decode is not None:
         X = np.asarray(decode(latent), dtype=np.float32)
+        _check_finite(X, "decoded expression", settings)
         var = pd.DataFrame(index=list(genes))
     else:
         X = np.zeros((len(samples), 0), dtype=np.float32)
@@ -73,3 +104,14 @@ def synthetic_adata(
     out.obsm[LATENT_KEY] = latent
     out.uns["phenoseq"] = settings
     return out
+
+
+def _check_finite(values: np.ndarray, what: str, settings: dict) -> None:
+    """Never hand out NaN: a diverged sampler (e.g. an extreme guidance scale) is an error, not a result."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise PhenoseqError(
+            f"generation produced NaN/inf in {int(bad.any(axis=1).sum())} of {len(values)} cells' {what} "
+            f"(generator {settings.get('model', '?')!r}, guidance {settings.get('guidance', 'n/a')}); nothing was "
+            "written. Use a smaller guidance scale or more sampling steps, or retrain the model"
+        )

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from phenoseq.errors import PhenoseqError
+
+# Allowed values of the text settings; numeric ranges are in ModelConfig._RANGES.
+CHOICES = {
+    "rna_input": ("counts", "expression"),
+    "prediction": ("v", "eps"),
+    "precision": ("bf16", "fp32"),
+    "sampler": ("dpm++2m", "ddim"),
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,34 @@ class ModelConfig:
     steps: int = 12
     guidance: float = 1.0
 
+    # (lowest, highest, lowest excluded): every numeric setting is checked against its range on creation, so a
+    # bad value fails before any data is read, whether it comes from --set, the API or a model.json.
+    _RANGES = {
+        "n_latent": (1, None, False), "n_top_genes": (1, None, False), "dim": (1, None, False),
+        "depth": (1, None, False), "heads": (1, None, False), "tokens": (1, None, False),
+        "context_size": (1, None, False), "pool_size": (1, None, False), "context_dropout": (0, 1, False),
+        "batch_size": (1, None, False), "cells_per_well": (1, None, False), "lr": (0, None, True),
+        "weight_decay": (0, None, False), "warmup_steps": (0, None, False), "max_epochs": (1, None, False),
+        "patience": (1, None, False), "time_limit": (0, None, True), "grad_clip": (0, None, True),
+        "ema_decay": (0, 1, False), "steps": (1, None, False), "guidance": (0, None, False),
+    }
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in CHOICES:
+                if value not in CHOICES[f.name]:
+                    raise PhenoseqError(f"model setting {f.name}={value!r} is not allowed; choose one of "
+                                        f"{list(CHOICES[f.name])}")
+            elif f.name == "rna_embedding":
+                if value is not None and (not isinstance(value, str) or not value):
+                    raise PhenoseqError(f"model setting rna_embedding={value!r} must name an obsm key, e.g. X_embedding")
+            else:
+                _check_number(f.name, value, f.type, self._RANGES.get(f.name))
+        if self.dim % self.heads:
+            raise PhenoseqError(f"model setting dim={self.dim} must be divisible by heads={self.heads} (each attention "
+                                f"head gets dim / heads channels); e.g. dim={self.heads * max(1, round(self.dim / self.heads))}")
+
     @classmethod
     def preset(cls, name: str, **overrides) -> "ModelConfig":
         """A named size: ``"cpu"`` (default, trains in minutes on 2 cores) or ``"paper"`` (dim 1024, 6 layers,
@@ -52,6 +89,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         known = {f.name for f in fields(cls)}
+        if not isinstance(d, dict):
+            raise PhenoseqError(f"model settings must be a mapping of name to value, got {type(d).__name__}")
         unknown = sorted(set(d) - known)
         if unknown:
             raise PhenoseqError(f"unknown model settings {unknown}; known settings: {sorted(known)}")
@@ -59,6 +98,27 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _check_number(name: str, value, annotation: str, bounds) -> None:
+    """Type and range check of one numeric setting (``annotation`` is the field's type as written)."""
+    optional = "None" in annotation
+    if value is None and optional:
+        return
+    want_int = annotation.startswith("int")
+    ok_type = isinstance(value, int) if want_int else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        kind = "a whole number" if want_int else "a number"
+        raise PhenoseqError(f"model setting {name}={value!r} must be {kind}"
+                            + (" (or null)" if optional else "") + f", e.g. --set {name}=" + ("32" if want_int else "0.1"))
+    if not math.isfinite(value):
+        raise PhenoseqError(f"model setting {name}={value!r} must be finite")
+    if bounds is None:
+        return
+    low, high, open_low = bounds
+    if (value <= low if open_low else value < low) or (high is not None and value > high):
+        rng = f"{'>' if open_low else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+        raise PhenoseqError(f"model setting {name}={value!r} is out of range; it must be {rng}")
 
 
 PRESETS: dict[str, dict] = {

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
 import time
 from pathlib import Path
 
@@ -20,9 +22,10 @@ from phenoseq import __version__
 from phenoseq import progress as progress_mod
 from phenoseq.errors import PhenoseqError
 from phenoseq.generate.ood import OODScorer
-from phenoseq.generate.output import synthetic_adata, well_metadata
+from phenoseq.generate.output import check_output_size, synthetic_adata, well_metadata
 from phenoseq.generate.synthesize import SamplingSettings, sample_latents
 from phenoseq.io.files import atomic_path
+from phenoseq.io.fingerprint import screen_fingerprint
 from phenoseq.io.keys import ScreenKeys
 from phenoseq.io.screen import PairedScreen
 from phenoseq.io import checkpoint
@@ -56,6 +59,7 @@ class PhenoSeq:
         self.config = ModelConfig.preset(preset, **overrides)
         self.seed = seed
         self.screen = screen
+        self.data_fingerprint: str | None = None  # set when training starts; resume checks it
         if screen is None:  # filled in by load()
             return
         c, k = self.config, screen.keys
@@ -82,6 +86,8 @@ class PhenoSeq:
 
     # -- data -------------------------------------------------------------------------------------------
     def _imaging(self, adata: ad.AnnData, source: str = "imaging") -> WellImaging:
+        if adata.n_obs == 0:
+            raise PhenoseqError(f"{source}: holds no imaging cells; nothing to generate for")
         missing = [f for f in self.feature_names if f not in set(adata.var_names)]
         if missing:
             raise PhenoseqError(
@@ -123,6 +129,9 @@ class PhenoSeq:
         """
         if self.screen is None:
             raise PhenoseqError("this model has no screen attached; use resume(screen) to continue training")
+        if max_epochs is not None and (isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1):
+            raise PhenoseqError(f"max_epochs must be a whole number >= 1, got {max_epochs!r}")
+        self.data_fingerprint = self.data_fingerprint or screen_fingerprint(self.screen)
         wells = self.screen.wells_in("train") + self.screen.wells_in("val")
         imaging = self._imaging(self.screen.subset("imaging", wells), self.screen.sources[0])
         train, val = self._split(imaging, "train"), self._split(imaging, "val")
@@ -144,6 +153,12 @@ class PhenoSeq:
         """Continue an interrupted training run of a loaded model on the same screen."""
         if screen.imaging.var_names.tolist() != self.feature_names:
             raise PhenoseqError("resume needs the screen the model was trained on: its imaging features differ")
+        if self.data_fingerprint and screen_fingerprint(screen) != self.data_fingerprint:
+            raise PhenoseqError(
+                f"resume needs the data the run started on, but the training/validation cells of "
+                f"{' and '.join(screen.sources)} differ from it (other files, genes, cells or split map). Pass the "
+                "original files, or start a new run in a new output folder"
+            )
         self.screen = screen
         return self.train(progress, max_epochs, checkpoint_dir)
 
@@ -157,7 +172,7 @@ class PhenoSeq:
     # -- generation -------------------------------------------------------------------------------------
     def generate(self, imaging: ad.AnnData, cells_per_well: int = 100, seed: int = 0, sampler: str | None = None,
                  steps: int | None = None, guidance: float | None = None, context_size: int | None = None,
-                 progress: progress_mod.Progress | None = None) -> ad.AnnData:
+                 progress: progress_mod.Progress | None = None, source: str = "imaging") -> ad.AnnData:
         """Synthetic RNA cells for every well of ``imaging`` (seen in training or not, with or without RNA).
 
         Returns AnnData in the output contract (:mod:`phenoseq.generate.output`): ``cells_per_well`` rows per
@@ -166,14 +181,19 @@ class PhenoSeq:
         unlike every training well: trust its synthetic cells less).
 
         ``context_size`` sets how many imaging cells condition each synthetic cell (default: as in training).
+        ``source`` names ``imaging`` in error messages (its file path, say).
         """
         c = self.config
         sampler = sampler or c.sampler
         if sampler not in SAMPLERS:
             raise PhenoseqError(f"unknown sampler {sampler!r}; choose one of {list(SAMPLERS)}")
-        if cells_per_well < 1:
-            raise PhenoseqError(f"cells_per_well must be at least 1, got {cells_per_well}")
-        wells = self._imaging(imaging)
+        for name, value in (("cells_per_well", cells_per_well), ("steps", steps), ("context_size", context_size)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise PhenoseqError(f"{name} must be a whole number >= 1, got {value!r}")
+        if guidance is not None and not (isinstance(guidance, (int, float)) and math.isfinite(guidance) and guidance >= 0):
+            raise PhenoseqError(f"guidance must be a finite number >= 0 (1 = no guidance), got {guidance!r}")
+        wells = self._imaging(imaging, source)
+        check_output_size(len(wells.names) * cells_per_well, len(self.rna_space.genes or ()), self.rna_space.n_latent)
         n = context_size or c.context_size
         settings = SamplingSettings(cells_per_well, n, max(n, c.pool_size), sampler, steps or c.steps,
                                     c.guidance if guidance is None else guidance, c.precision, seed)
@@ -192,10 +212,16 @@ class PhenoSeq:
 
     # -- persistence ------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors`` (all tensors) and ``model.json`` (everything else) into ``directory``."""
+        """Write ``model.safetensors`` (all tensors) and ``model.json`` (everything else) into ``directory``.
+
+        Both files are written in full beside their final names and only then moved into place; the tensors
+        file's header holds the digest of the JSON file, so a pair from two saves is refused on load. A folder
+        this call created is removed again when the save fails (a full disk, say).
+        """
         from safetensors.torch import save_file
 
         directory = Path(directory)
+        created = not directory.exists()
         tensors: dict[str, torch.Tensor] = {}
         tensors.update({f"net.{k}": v for k, v in self.denoiser.state_dict().items()})
         tensors.update({f"ema.{k}": v for k, v in self.trainer.ema.state_dict().items()})
@@ -214,22 +240,35 @@ class PhenoSeq:
             "config": self.config.to_dict(), "seed": self.seed, "keys": self.keys.to_dict(), "rna_space": rna_meta,
             "feature_names": self.feature_names, "train_state": vars(self.trainer.state),
             "optimizer": {"param_groups": optim["param_groups"], "state_keys": {str(i): list(s) for i, s in optim["state"].items()}},
-            "ood_threshold": self.ood.threshold,
+            "ood_threshold": self.ood.threshold, "data_fingerprint": self.data_fingerprint,
         }
-        with atomic_path(directory / "model.safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-        with atomic_path(directory / "model.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=1))
+        try:
+            # Standard JSON only: a NaN or Infinity here is a bug upstream, not something to write.
+            text = json.dumps(meta, indent=1, allow_nan=False)
+        except ValueError as exc:
+            raise PhenoseqError(f"cannot save the model: its description holds a NaN or infinite value ({exc})") from exc
+        try:
+            with atomic_path(directory / "model.safetensors") as tmp_tensors, atomic_path(directory / "model.json") as tmp_json:
+                save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp_tensors),
+                          metadata={checkpoint.PAIR_KEY: checkpoint.json_digest(text)})
+                tmp_json.write_text(text)
+        except BaseException:
+            if created and directory.is_dir():
+                shutil.rmtree(directory, ignore_errors=True)
+            raise
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> "PhenoSeq":
-        """Load a model saved by :meth:`save`. Only its own safetensors + JSON pair is accepted."""
+        """Load a model saved by :meth:`save`. Only its own safetensors + JSON pair is accepted, and only when
+        the two come from the same save, every setting is valid and every weight is finite."""
         directory = Path(directory)
         if not directory.is_dir():
             raise PhenoseqError(f"{directory}: not a directory; a phenoseq model is a directory with model.safetensors and model.json")
-        meta = checkpoint.read_json(directory / "model.json")
+        meta, text = checkpoint.read_json(directory / "model.json")
         raw = checkpoint.read_tensors(directory / "model.safetensors")
+        checkpoint.check_pair(directory / "model.safetensors", text, meta)
+        checkpoint.check_finite(raw, directory / "model.safetensors")
         try:
             model = cls(None, preset="cpu", seed=int(meta["seed"]), **meta["config"])
             model.keys = ScreenKeys.from_dict(meta["keys"])
@@ -239,21 +278,41 @@ class PhenoSeq:
             model.imaging_scaler = Standardiser(arrays["imaging.mean"], arrays["imaging.scale"])
             model.latent_scaler = Standardiser(arrays["latent.mean"], arrays["latent.scale"])
             model.ood = OODScorer.from_state(arrays, meta["ood_threshold"])
+            model.data_fingerprint = meta.get("data_fingerprint")
+            _check_shapes(model)
             model._build()
             tensors = {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
             model.denoiser.load_state_dict(_prefixed(tensors, "net."))
             model.trainer.ema.load_state_dict(_prefixed(tensors, "ema."))
             model.trainer.best = _prefixed(tensors, "best.")
+            model.denoiser_for_sampling()  # the best weights must fit the network too
             opt = meta["optimizer"]
             state = {int(i): {name: _unscalar(tensors[f"optim.{i}.{name}"], name) for name in names}
                      for i, names in opt["state_keys"].items()}
             model.trainer.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
             model.trainer.state = TrainState(**meta["train_state"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            if isinstance(exc, PhenoseqError):
+                raise PhenoseqError(f"{directory / 'model.json'}: {exc}") from exc
             raise PhenoseqError(
                 f"{directory}: the checkpoint is incomplete or does not match its description ({type(exc).__name__}: {exc})"
             ) from exc
         return model
+
+
+def _check_shapes(model: PhenoSeq) -> None:
+    """The arrays beside the network must fit the model's features and latent size (a resized tensor is damage)."""
+    n_features, n_latent = len(model.feature_names), model.rna_space.n_latent
+    expected = {"imaging.mean": (n_features,), "imaging.scale": (n_features,), "latent.mean": (n_latent,),
+                "latent.scale": (n_latent,)}
+    actual = {"imaging.mean": model.imaging_scaler.mean.shape, "imaging.scale": model.imaging_scaler.scale.shape,
+              "latent.mean": model.latent_scaler.mean.shape, "latent.scale": model.latent_scaler.scale.shape}
+    comps, means = model.ood.components, model.ood.means
+    if comps.ndim != 2 or comps.shape[1] != n_features or means.ndim != 2 or means.shape[1] != comps.shape[0]:
+        raise ValueError(f"OOD arrays have shapes {comps.shape} and {means.shape}, which do not fit {n_features} features")
+    for name, shape in expected.items():
+        if tuple(actual[name]) != shape:
+            raise ValueError(f"tensor {name} has shape {tuple(actual[name])}, expected {shape}")
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

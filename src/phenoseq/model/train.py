@@ -110,7 +110,7 @@ class Trainer:
         ``on_epoch_end`` runs after each finished epoch, when the state is consistent (for checkpoints).
         """
         c, s = self.config, self.state
-        max_epochs = max_epochs or c.max_epochs
+        max_epochs = c.max_epochs if max_epochs is None else max_epochs
         batches = WellBatches(train.wells, c.batch_size, c.cells_per_well)
         total_steps = c.max_epochs * batches.steps
         start = time.monotonic()
