@@ -88,5 +88,5 @@ def test_cli_convert_expression_table(tmp_path):
     assert result.exit_code == 0, result.output
     assert "samples × 2 genes" in " ".join(result.output.split())
     result = CliRunner().invoke(app, ["convert", str(tmp_path / "bulk.csv"), "-o", str(tmp_path / "bulk.csv"), "-q"])
-    assert result.exit_code != 0 and "it is one of the inputs" in str(result.exception)
+    assert result.exit_code != 0 and "is one of the inputs" in str(result.exception)
     assert (tmp_path / "bulk.csv").read_text().startswith("Sample_ID,")

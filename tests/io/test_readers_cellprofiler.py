@@ -183,3 +183,39 @@ def test_cli_convert_writes_or_refuses(real_data, tmp_path):
     result = CliRunner().invoke(app, ["convert", str(_jump(real_data)), "--out", str(out2), "--normalize", "none", "-q"])
     assert result.exit_code != 0 and "missing column(s) ['Treatment', 'Group']" in str(result.exception)
     assert "--platemap" in str(result.exception) and not out2.exists()
+
+
+def _treatments(adata) -> dict:
+    return adata.obs.groupby("Sample_ID", observed=True)["Treatment"].first().to_dict()
+
+
+def test_treatment_column_wins_over_the_platemap():
+    platemap = PLATEMAP.assign(moa=["none", "HDAC inhibitor"])
+    frame = _frame().assign(Metadata_dose=["0"] * 6 + ["10uM"] * 6)
+
+    def read(column):
+        return profiles_to_anndata(frame, "t.csv", annotation=Annotation(platemap=platemap, treatment_column=column),
+                                   hygiene=RAW)
+
+    by_moa = {"P1_A01": "none", "P1_B02": "HDAC inhibitor"}
+    assert _treatments(read("moa")) == by_moa  # a plate-map column, joined as Metadata_moa
+    assert _treatments(read("Metadata_moa")) == by_moa
+    assert _treatments(read("Metadata_dose")) == {"P1_A01": "0", "P1_B02": "10uM"}  # a column of the data
+    assert _treatments(read(["moa", "Metadata_dose"])) == {"P1_A01": "none@0", "P1_B02": "HDAC inhibitor@10uM"}
+    with pytest.raises(PhenoseqError, match=r"t.csv: treatment_column \(--treatment-column\) names column 'pert', which "
+                                            r"is neither in the data nor in the plate map \(looked for 'pert' and "
+                                            r"'Metadata_pert'\).*plate-map columns \[.*'Metadata_moa'"):
+        read("pert")
+
+
+def test_cli_convert_treatment_column_with_platemap(tmp_path):
+    from phenoseq.cli import run
+    from phenoseq.io.files import read_h5ad
+
+    _frame().to_csv(tmp_path / "cells.csv", index=False)
+    PLATEMAP.assign(moa=["none", "HDAC inhibitor"]).to_csv(tmp_path / "map.tsv", sep="\t", index=False)
+    args = ["convert", str(tmp_path / "cells.csv"), "--platemap", str(tmp_path / "map.tsv"), "--normalize", "none", "-q"]
+    assert run(*args, "--treatment-column", "moa", "--out", str(tmp_path / "moa.h5ad")) == 0
+    assert _treatments(read_h5ad(tmp_path / "moa.h5ad")) == {"P1_A01": "none", "P1_B02": "HDAC inhibitor"}
+    assert run(*args, "--treatment-column", "pert", "--out", str(tmp_path / "pert.h5ad")) == 2
+    assert not (tmp_path / "pert.h5ad").exists()

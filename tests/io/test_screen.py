@@ -127,3 +127,81 @@ def test_expression_mode_accepts_normalised_values(small_screen_data):
     rnaseq.X = np.log1p(rnaseq.X.toarray())
     screen = PairedScreen(imaging, rnaseq, rna_kind="expression")
     assert len(screen.wells) == 140
+
+
+def test_duplicated_feature_and_gene_names(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    imaging.var_names = [imaging.var_names[0]] + imaging.var_names[:-1].tolist()
+    with pytest.raises(PhenoseqError, match=r"imaging: duplicated feature names \(var_names\) \[.*var_names_make_unique"):
+        PairedScreen(imaging, rnaseq)
+    imaging, rnaseq = copies(small_screen_data)
+    rnaseq.var_names = [rnaseq.var_names[1]] + rnaseq.var_names[1:].tolist()
+    with pytest.raises(PhenoseqError, match=rf"rnaseq: duplicated gene names \(var_names\) \['{rnaseq.var_names[1]}'\]"):
+        PairedScreen(imaging, rnaseq)
+
+
+def test_all_zero_and_empty_inputs(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    rnaseq.X = sp.csr_matrix(rnaseq.shape, dtype=np.float32)
+    with pytest.raises(PhenoseqError, match=r"rnaseq: X holds no non-zero count \(all \d+ × 300 values are 0\)"):
+        PairedScreen(imaging, rnaseq)
+    imaging, rnaseq = copies(small_screen_data)
+    with pytest.raises(PhenoseqError, match=r"rnaseq: X holds no counts \(shape 0 cells × 300 genes\)"):
+        PairedScreen(imaging, rnaseq[:0].copy())
+    with pytest.raises(PhenoseqError, match=r"rnaseq: X holds no counts \(shape \d+ cells × 0 genes\)"):
+        PairedScreen(imaging, rnaseq[:, :0].copy())
+    with pytest.raises(PhenoseqError, match=r"imaging: X holds no cells \(n_obs = 0\)"):
+        PairedScreen(imaging[:0].copy(), rnaseq)
+
+
+def test_warnings_for_zero_count_cells_and_constant_features(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    assert PairedScreen(imaging, rnaseq).warnings == []
+    X = rnaseq.X.toarray()
+    X[:2] = 0
+    rnaseq.X = sp.csr_matrix(X)
+    imaging.X[:, 4] = 1.5
+    screen = PairedScreen(imaging, rnaseq)  # warnings never refuse a screen
+    assert len(screen.warnings) == 2
+    constant, empty = screen.warnings
+    assert constant.startswith("imaging: 1 of 60 features are constant") and imaging.var_names[4] in constant
+    assert "carry no information. Drop them." in constant
+    assert empty.startswith(f"rnaseq: 2 of {rnaseq.n_obs} cells have zero total counts") and rnaseq.obs_names[0] in empty
+
+
+def test_float_replicates_name_the_same_splits(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    for a in (imaging, rnaseq):
+        a.obs["Replicate"] = a.obs["Replicate"].astype(str).astype(float)  # 3.0, not "3"
+    screen = PairedScreen(imaging, rnaseq)
+    assert set(screen.wells["Replicate"]) == {"1", "2", "3", "4", "5"}
+    assert len(screen.wells_in("train")) == 28
+
+
+def test_missing_training_treatments_show_the_replicates_read(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    for a in (imaging, rnaseq):
+        a.obs["Replicate"] = a.obs["Replicate"].astype(str).map(lambda r: f"{r}.5")  # no replicate is "3"
+    with pytest.raises(PhenoseqError) as err:
+        PairedScreen(imaging, rnaseq)
+    message = str(err.value)
+    assert "'Replicate' values are ['1.5', '2.5', '3.5', '4.5', '5.5']" in message
+    assert "--splits 'train=" in message and "ScreenKeys(splits=...)" in message and "--allow-unseen" in message
+
+
+def test_training_split_needs_two_wells(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    one = lambda a: a[(a.obs["Treatment"] == "DMSO").to_numpy()].copy()  # noqa: E731  one well per replicate
+    with pytest.raises(PhenoseqError, match=r"the training split .* has 1 paired well\(s\) \['R3-DMSO'\].*at least 2"):
+        PairedScreen(one(imaging), one(rnaseq))
+    with pytest.raises(PhenoseqError, match=r"has 1 paired well\(s\)"):  # not waived for unseen treatments
+        PairedScreen(one(imaging), one(rnaseq), allow_unseen=True)
+    screen = PairedScreen(one(imaging), one(rnaseq), keys=ScreenKeys(splits={"train": ["3", "5"]}))
+    assert len(screen.wells_in("train")) == 2
+
+
+def test_hold_out_keeps_two_training_wells(small_screen):
+    treatments = small_screen.treatments_in("train")
+    with pytest.raises(PhenoseqError, match=r"leaves 1 training well\(s\); at least 2 are needed"):
+        small_screen.hold_out(treatments[1:])
+    assert len(small_screen.hold_out(treatments[2:]).wells_in("train")) == 2

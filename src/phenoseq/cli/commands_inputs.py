@@ -47,11 +47,12 @@ def convert(
     replicate_key: str = REPLICATE_KEY,
     batch_key: str = BATCH_KEY,
     group_key: str = GROUP_KEY,
+    overwrite: bool = typer.Option(False, help="Replace --out if it exists."),
     quiet: bool = QUIET,
 ) -> None:
     """Convert lab formats into phenoseq's standard .h5ad (validated before anything is written)."""
     from phenoseq.errors import PhenoseqError
-    from phenoseq.io.files import write_h5ad
+    from phenoseq.io.files import check_destination, write_h5ad
     from phenoseq.io.readers.annotate import Annotation
     from phenoseq.io.readers.dispatch import BULK_KINDS, IMAGING_KINDS, detect_kind, read_table
     from phenoseq.io.readers.hygiene import Hygiene
@@ -59,8 +60,7 @@ def convert(
     from phenoseq.progress import RichProgress
 
     keys = screen_keys(sample_key, treatment_key, replicate_key, batch_key, group_key)
-    if out.exists() and out.is_dir():
-        raise PhenoseqError(f"--out {out} is a folder; give a file name ending in .h5ad")
+    check_destination(out, overwrite=overwrite, inputs=tuple(inputs) + (platemap, compounds))
     if kind == "auto":
         kinds = {detect_kind(p) for p in inputs}
         kind = "scgenescope" if kinds == {"h5ad"} else (kinds.pop() if len(kinds) == 1 else "auto")
@@ -99,7 +99,7 @@ def convert(
                     "batch default to the plate (--replicate-column / --batch-column).")
         raise PhenoseqError("the converted data is not a valid phenoseq input; nothing was written:\n- "
                             + "\n- ".join(problems) + hint)
-    write_h5ad(adata, out, inputs=tuple(inputs))
+    write_h5ad(adata, out, inputs=tuple(inputs) + (platemap, compounds))
     if not quiet:
         what = "cells × features" if check == "imaging" else ("samples × genes" if kind in BULK_KINDS else "cells × genes")
         hyg = adata.uns.get("phenoseq_hygiene")

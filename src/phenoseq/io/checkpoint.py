@@ -75,8 +75,8 @@ def check_pair(tensors_path: str | Path, json_text: str, meta: dict) -> None:
     stored = tensors_header(tensors_path).get(PAIR_KEY)
     if stored != json_digest(json_text):
         raise PhenoseqError(
-            f"{Path(tensors_path).parent}: model.safetensors and model.json come from different saves (a run was "
-            "probably killed while saving); retrain, or restore both files from a backup"
+            f"{Path(tensors_path).parent}: model.safetensors and model.json come from different saves (a run "
+            "killed while saving, or a file edited or copied by hand); retrain, or restore both files from one save"
         )
 
 

@@ -24,16 +24,17 @@ UNSEEN = "unseen"  # split of the wells of held-out treatments (see PairedScreen
 
 
 def _normalise_obs(adata: ad.AnnData, keys: ScreenKeys) -> ad.AnnData:
-    """A shallow copy whose key columns are strings, so that '3' and 3 name the same replicate."""
+    """A shallow copy whose key columns are strings, so that '3', 3 and 3.0 name the same replicate."""
     out = adata.copy() if not adata.isbacked else adata.to_memory()
     for col in keys.columns:
-        out.obs[col] = out.obs[col].astype(str).astype("category")
+        out.obs[col] = validate.key_text(out.obs[col]).astype("category")
     return out
 
 
 def modality_problems(adata: ad.AnnData, keys: ScreenKeys, source: str, kind: str) -> list[str]:
     """All problems of one modality file. ``kind`` is ``"imaging"``, ``"counts"`` or ``"expression"``."""
     problems = validate.check_obs_columns(adata, keys, source)
+    problems += validate.check_var_names(adata, source, "feature" if kind == "imaging" else "gene")
     if kind == "counts":
         problems += validate.check_counts(adata, source)
     else:
@@ -41,6 +42,15 @@ def modality_problems(adata: ad.AnnData, keys: ScreenKeys, source: str, kind: st
     if not problems:
         problems += validate.check_well_consistency(adata, keys, source)
     return problems
+
+
+def modality_warnings(adata: ad.AnnData, source: str, kind: str) -> list[str]:
+    """What is valid but probably unintended in one modality file (never a reason to refuse it)."""
+    if kind == "counts":
+        return validate.warn_zero_count_cells(adata, source)
+    if kind == "imaging":
+        return validate.warn_constant_features(adata, source)
+    return []
 
 
 @dataclass
@@ -73,6 +83,8 @@ class PairedScreen:
     wells
         One row per paired well, index = sample id; columns = the key columns, ``split``,
         ``n_imaging``, ``n_rna``.
+    warnings
+        Messages about valid but suspicious input (RNA cells with no counts, constant imaging features).
     """
 
     imaging: ad.AnnData
@@ -84,6 +96,7 @@ class PairedScreen:
     sources: tuple[str, str] = ("imaging", "rnaseq")
     allow_unseen: bool = False
     dropped_wells: dict[str, list[str]] = field(init=False, default_factory=dict)
+    warnings: list[str] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         if self.unpaired not in ("error", "drop"):
@@ -122,9 +135,15 @@ class PairedScreen:
         wells["n_rna"] = rna_wells.loc[common, "n_cells"]
         wells["split"] = [k.split_of(r) or "none" for r in wells[k.replicate]]
         self.wells = wells
-        problems = [] if self.allow_unseen else validate.check_training_treatments(wells, k)
+        problems = validate.check_training_wells(wells, k)
+        if not self.allow_unseen:
+            problems += validate.check_training_treatments(wells, k)
         if problems:
             raise PhenoseqError("invalid screen:\n- " + "\n- ".join(problems))
+        # On the cells kept (after dropping unpaired wells), so the counts match what is trained on.
+        self.warnings = modality_warnings(self.imaging, self.sources[0], "imaging") + modality_warnings(
+            self.rnaseq, self.sources[1], self.rna_kind
+        )
 
     @classmethod
     def read(
@@ -167,8 +186,12 @@ class PairedScreen:
         out.wells = self.wells.copy()
         out.wells.loc[out.wells[k.treatment].astype(str).isin(treatments), "split"] = UNSEEN
         out.allow_unseen = True
-        if not out.wells_in("train"):
-            raise PhenoseqError("holding out these treatments leaves no training well")
+        n_train = len(out.wells_in("train"))
+        if n_train < validate.MIN_TRAINING_WELLS:
+            raise PhenoseqError(
+                f"holding out treatments {validate.preview(treatments)} leaves {n_train} training well(s); at least "
+                f"{validate.MIN_TRAINING_WELLS} are needed ({validate.WHY_TWO_WELLS}). Hold out fewer treatments."
+            )
         return out
 
     def subset(self, modality: str, wells: list[str]) -> ad.AnnData:

@@ -12,7 +12,7 @@ from phenoseq.errors import PhenoseqError
 from phenoseq.io import validate
 from phenoseq.io.keys import ScreenKeys
 from phenoseq.io.readers.dispatch import detect_kind, read_table
-from phenoseq.io.screen import PairedScreen, modality_problems
+from phenoseq.io.screen import PairedScreen, modality_problems, modality_warnings
 
 EXPRESSION_FORMATS = ("gct", "gctx")  # formats that only ever hold expression profiles
 
@@ -28,10 +28,13 @@ def looks_like_counts(adata: ad.AnnData, n: int = 2000) -> bool:
 
 def _single(adata: ad.AnnData, keys: ScreenKeys, source: str, kind: str) -> dict:
     problems = modality_problems(adata, keys, source, kind)
+    # Warnings about a file that is already refused would only repeat its problems (all-zero counts → zero-count cells).
+    warnings = [] if problems else modality_warnings(adata, source, kind)
     out = {"file": source, "modality": "rnaseq" if kind != "imaging" else "imaging", "cells": int(adata.n_obs),
-           "variables": int(adata.n_vars), "problems": problems}
-    if not any("missing column" in p for p in problems):
-        wells = validate.well_table(adata, keys)
+           "variables": int(adata.n_vars), "problems": problems, "warnings": warnings}
+    # Well statistics need every key column and at least one cell (an empty file is already a problem).
+    if adata.n_obs and all(c in adata.obs.columns for c in keys.columns):
+        wells = validate.well_table(adata, keys)  # key_text: replicate 3.0 is "3", as in PairedScreen
         wells["split"] = [keys.split_of(r) or "none" for r in wells[keys.replicate]]
         out.update(
             wells=int(len(wells)),
@@ -44,41 +47,60 @@ def _single(adata: ad.AnnData, keys: ScreenKeys, source: str, kind: str) -> dict
     return out
 
 
+def _guess_kinds(adatas: list[ad.AnnData], formats: list[str], rna_kind: str) -> list[str]:
+    """Kind of each file judged on its own: expression formats say what they hold, raw counts mark RNA."""
+    return ["expression" if fmt in EXPRESSION_FORMATS else
+            rna_kind if looks_like_counts(a) or (rna_kind == "expression" and i == 1) else "imaging"
+            for i, (a, fmt) in enumerate(zip(adatas, formats))]
+
+
+def _imaging_index(files: list[Path], adatas: list[ad.AnnData], formats: list[str], rna_kind: str) -> int:
+    """Which of the two files is the imaging file.
+
+    The order given wins (first = imaging) unless the first clearly holds counts and the second clearly does
+    not: guessing from the values alone would take bad counts (negative, non-integer, all zero) for imaging
+    and hide the real problem behind "could not tell which is which".
+    """
+    if any(fmt in EXPRESSION_FORMATS for fmt in formats):
+        kinds = _guess_kinds(adatas, formats, rna_kind)
+        if kinds.count("imaging") != 1:
+            raise PhenoseqError(
+                f"could not tell which of {files[0]} and {files[1]} is the imaging file: "
+                f"both look like {'counts' if kinds[0] != 'imaging' else 'continuous features'}. "
+                "Pass the imaging file first and use --expression if the RNA file holds normalised expression."
+            )
+        return kinds.index("imaging")
+    return 1 if looks_like_counts(adatas[0]) and not looks_like_counts(adatas[1]) else 0
+
+
 def summarise_files(files: list[Path], keys: ScreenKeys, drop_unpaired: bool = False, rna_kind: str = "counts",
                     allow_unseen: bool = False) -> dict:
-    """Summary of one modality file, or of an imaging + RNA pair (order free: counts mark the RNA file).
+    """Summary of one modality file, or of an imaging + RNA pair (imaging first; swapped only when the first
+    file holds counts and the second does not).
 
-    Returns a dict; ``problems`` lists every problem found (empty when the files are valid).
+    Returns a dict; ``problems`` lists every problem found (empty when the files are valid), ``warnings``
+    what is valid but suspicious.
     """
     if not 1 <= len(files) <= 2:
         raise PhenoseqError(f"info takes one file or an imaging and an RNA file, got {len(files)}")
     adatas = [read_table(f, preprocess=False) for f in files]
-    # Expression formats say what they hold; for .h5ad and tables, raw counts mark the RNA file.
     formats = [detect_kind(f) for f in files]
-    kinds = ["expression" if fmt in EXPRESSION_FORMATS else
-             rna_kind if looks_like_counts(a) or (rna_kind == "expression" and i == 1) else "imaging"
-             for i, (a, fmt) in enumerate(zip(adatas, formats))]
     if len(files) == 1:
-        return _single(adatas[0], keys, str(files[0]), kinds[0])
-    if kinds.count("imaging") != 1:
-        raise PhenoseqError(
-            f"could not tell which of {files[0]} and {files[1]} is the imaging file: "
-            f"both look like {'counts' if kinds[0] != 'imaging' else 'continuous features'}. "
-            "Pass the imaging file first and use --expression if the RNA file holds normalised expression."
-        )
-    i_img = kinds.index("imaging")
+        return _single(adatas[0], keys, str(files[0]), _guess_kinds(adatas, formats, rna_kind)[0])
+    i_img = _imaging_index(files, adatas, formats, rna_kind)
     imaging, rnaseq = adatas[i_img], adatas[1 - i_img]
     sources = (str(files[i_img]), str(files[1 - i_img]))
     parts = {"imaging": _single(imaging, keys, sources[0], "imaging"), "rnaseq": _single(rnaseq, keys, sources[1], rna_kind)}
     problems = parts["imaging"]["problems"] + parts["rnaseq"]["problems"]
-    summary = {"files": list(sources), **parts}
+    summary = {"files": list(sources), **parts, "warnings": parts["imaging"]["warnings"] + parts["rnaseq"]["warnings"]}
     if not problems:
         try:
             screen = PairedScreen(imaging, rnaseq, keys=keys, sources=sources, rna_kind=rna_kind,
                                   unpaired="drop" if drop_unpaired else "error", allow_unseen=allow_unseen)
             summary["paired"] = screen.summary()
         except PhenoseqError as exc:
-            problems.append(str(exc).removeprefix("invalid screen:\n- "))
+            # One message may hold several problems ("- " per line); count and print each.
+            problems.extend(str(exc).removeprefix("invalid screen:\n- ").split("\n- "))
     summary["problems"] = problems
     return summary
 
@@ -114,6 +136,8 @@ def render_summary(summary: dict, console) -> None:
         dropped = s.get("dropped_wells") or {}
         if any(dropped.values()):
             console.print(f"dropped unpaired wells: {dropped}")
+    for warning in summary.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     for problem in summary.get("problems", []):
         console.print(f"[red]problem:[/] {problem}", highlight=False)
     if not summary.get("problems"):

@@ -25,6 +25,32 @@ def _data_of(X) -> np.ndarray:
     return np.asarray(X)
 
 
+def key_text(values: pd.Series) -> pd.Series:
+    """A key column as text, with whole numbers written without a decimal point.
+
+    A replicate stored as float (``3.0``, e.g. from a pandas float column) must still name replicate ``"3"``
+    of the split map; ``astype(str)`` alone would give ``"3.0"``.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype) and pd.api.types.is_numeric_dtype(values.cat.categories.dtype):
+        values = values.astype(values.cat.categories.dtype)
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.isfinite(numbers).all() and (numbers == np.round(numbers)).all():
+            return pd.Series(numbers.astype(np.int64), index=values.index, name=values.name).astype(str)
+    return values.astype(str)
+
+
+def check_var_names(adata: ad.AnnData, source: str, what: str = "feature") -> list[str]:
+    """Feature (or gene) names must be unique: columns are selected by name, so a duplicate is ambiguous."""
+    if not adata.var_names.has_duplicates:
+        return []
+    dups = adata.var_names[adata.var_names.duplicated()].unique()
+    return [
+        f"{source}: duplicated {what} names (var_names) {preview(dups)}; each {what} must be named once. "
+        "Drop the duplicated columns, or rename them with adata.var_names_make_unique()."
+    ]
+
+
 def check_obs_columns(adata: ad.AnnData, keys: ScreenKeys, source: str) -> list[str]:
     """Missing key columns and missing values in them."""
     problems = []
@@ -52,6 +78,8 @@ def check_features(adata: ad.AnnData, source: str) -> list[str]:
     X = adata.X
     if X is None or adata.n_vars == 0:
         return [f"{source}: X holds no morphology features (n_vars = 0)."]
+    if adata.n_obs == 0:
+        return [f"{source}: X holds no cells (n_obs = 0); the file is empty. Check that it was written completely."]
     data = _data_of(X)
     if not np.issubdtype(data.dtype, np.number):
         return [f"{source}: X has non-numeric dtype {data.dtype}; morphology features must be numbers."]
@@ -68,7 +96,12 @@ def check_features(adata: ad.AnnData, source: str) -> list[str]:
 
 
 def check_counts(adata: ad.AnnData, source: str) -> list[str]:
-    """RNA X must hold raw counts: finite, non-negative integers."""
+    """RNA X must hold raw counts: finite, non-negative integers, not all zero."""
+    if adata.X is None or adata.n_obs == 0 or adata.n_vars == 0:
+        return [
+            f"{source}: X holds no counts (shape {adata.n_obs} cells × {adata.n_vars} genes); "
+            "the file is empty. Check that it was written completely."
+        ]
     data = _data_of(adata.X)
     if not np.issubdtype(data.dtype, np.number):
         return [f"{source}: X has non-numeric dtype {data.dtype}; expected raw counts."]
@@ -76,6 +109,12 @@ def check_counts(adata: ad.AnnData, source: str) -> list[str]:
     if not np.isfinite(data).all():
         problems.append(f"{source}: X has NaN/inf values; expected raw counts.")
         return problems
+    if not data.any():
+        # An all-zero matrix passes every value check but trains a model on nothing.
+        return [
+            f"{source}: X holds no non-zero count (all {adata.n_obs} × {adata.n_vars} values are 0); expected raw "
+            "counts. Check that the counts were written to X (or layers['counts'])."
+        ]
     if (data < 0).any():
         problems.append(
             f"{source}: X has {int((data < 0).sum())} negative values (min {data.min():g}); expected raw counts. "
@@ -90,12 +129,54 @@ def check_counts(adata: ad.AnnData, source: str) -> list[str]:
     return problems
 
 
+def _column_range(X) -> tuple[np.ndarray, np.ndarray]:
+    if sp.issparse(X):
+        return X.min(axis=0).toarray().ravel(), X.max(axis=0).toarray().ravel()
+    X = np.asarray(X)
+    return X.min(axis=0), X.max(axis=0)
+
+
+def _usable(adata: ad.AnnData) -> bool:
+    """X can be scanned for warnings (numbers, at least one cell and one variable)."""
+    X = adata.X
+    return X is not None and adata.n_obs > 0 and adata.n_vars > 0 and np.issubdtype(X.dtype, np.number)
+
+
+def warn_zero_count_cells(adata: ad.AnnData, source: str) -> list[str]:
+    """RNA cells whose counts sum to 0: valid, but they carry no expression."""
+    if not _usable(adata):
+        return []
+    totals = np.asarray(adata.X.sum(axis=1)).ravel()
+    empty = adata.obs_names[totals == 0]
+    if not len(empty):
+        return []
+    return [
+        f"{source}: {len(empty)} of {adata.n_obs} cells have zero total counts {preview(empty)}; phenoseq "
+        "keeps them as all-zero profiles, but they carry no expression. Drop them "
+        "(e.g. scanpy.pp.filter_cells(adata, min_counts=1))."
+    ]
+
+
+def warn_constant_features(adata: ad.AnnData, source: str) -> list[str]:
+    """Imaging features with one value over all cells: valid, but they carry no information."""
+    if not _usable(adata):
+        return []
+    low, high = _column_range(adata.X)
+    constant = adata.var_names[low == high]  # exact, unlike a variance (NaN never compares equal: not flagged)
+    if not len(constant):
+        return []
+    return [
+        f"{source}: {len(constant)} of {adata.n_vars} features are constant over all cells {preview(constant)}; "
+        "phenoseq standardises them to 0, so they carry no information. Drop them."
+    ]
+
+
 def well_table(adata: ad.AnnData, keys: ScreenKeys) -> pd.DataFrame:
     """One row per well: its treatment, replicate, batch, group and cell count (index = sample id).
 
     Assumes the key columns exist (see :func:`check_obs_columns`).
     """
-    obs = adata.obs[keys.columns].astype(str)
+    obs = pd.DataFrame({c: key_text(adata.obs[c]) for c in keys.columns}, index=adata.obs.index)
     grouped = obs.groupby(keys.sample, sort=True, observed=True)
     table = grouped.first()
     table["n_cells"] = grouped.size()
@@ -149,14 +230,38 @@ def check_pairing(
     return problems, imaging_only, rna_only
 
 
+SPLITS_FIX = "--splits 'train=…;val=…;test=…' (CLI) / ScreenKeys(splits=...) (API)"
+
+
 def check_training_treatments(wells: pd.DataFrame, keys: ScreenKeys) -> list[str]:
     """Every treatment must have at least one paired well in the training split."""
     train = wells[wells["split"] == "train"]
     missing = sorted(set(wells[keys.treatment]) - set(train[keys.treatment]))
     if not missing:
         return []
+    # Showing the replicates read next to the split map makes a mismatch ('3.0' vs '3', 'C' vs '3') obvious.
+    found = sorted(set(wells[keys.replicate].astype(str)))
     return [
-        f"treatments {preview(missing)} have no paired well in the training split "
-        f"(replicates {keys.splits.get('train')}); the model cannot learn them. "
-        "Change the split map or drop those treatments."
+        f"treatments {preview(missing)} have no paired well in the training split; the model cannot learn them. "
+        f"The split map puts replicates {keys.splits.get('train', [])} in 'train' ({keys.splits}); "
+        f"the data's {keys.replicate!r} values are {preview(found, 8)}. Fix the split map with {SPLITS_FIX}, "
+        "or pass --allow-unseen (allow_unseen=True) if those treatments are meant to be unseen."
+    ]
+
+
+MIN_TRAINING_WELLS = 2
+WHY_TWO_WELLS = ("the model learns how morphology maps to expression across training wells, and calibrates its "
+                 "out-of-distribution flag by leaving one training well out")
+
+
+def check_training_wells(wells: pd.DataFrame, keys: ScreenKeys) -> list[str]:
+    """The training split needs at least two paired wells (one well leaves the OOD threshold undefined)."""
+    train = wells.index[wells["split"] == "train"]
+    if len(train) >= MIN_TRAINING_WELLS:
+        return []
+    shown = f" {preview(train)}" if len(train) else ""
+    return [
+        f"the training split (replicates {keys.splits.get('train', [])} of {keys.replicate!r}) has {len(train)} "
+        f"paired well(s){shown}; at least {MIN_TRAINING_WELLS} are needed: "
+        f"{WHY_TWO_WELLS}. Put more replicates in 'train' with {SPLITS_FIX}."
     ]

@@ -266,11 +266,15 @@ class PhenoSeq:
         if not directory.is_dir():
             raise PhenoseqError(f"{directory}: not a directory; a phenoseq model is a directory with model.safetensors and model.json")
         meta, text = checkpoint.read_json(directory / "model.json")
+        try:  # a bad setting is named before anything else is read (model.json may have been edited by hand)
+            config = ModelConfig.from_dict(meta.get("config"))
+        except PhenoseqError as exc:
+            raise PhenoseqError(f"{directory / 'model.json'}: {exc}") from exc
         raw = checkpoint.read_tensors(directory / "model.safetensors")
         checkpoint.check_pair(directory / "model.safetensors", text, meta)
         checkpoint.check_finite(raw, directory / "model.safetensors")
         try:
-            model = cls(None, preset="cpu", seed=int(meta["seed"]), **meta["config"])
+            model = cls(None, preset="cpu", seed=int(meta["seed"]), **config.to_dict())
             model.keys = ScreenKeys.from_dict(meta["keys"])
             arrays = raw
             model.rna_space = space_from_state(arrays, meta["rna_space"])
@@ -292,8 +296,6 @@ class PhenoSeq:
             model.trainer.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
             model.trainer.state = TrainState(**meta["train_state"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            if isinstance(exc, PhenoseqError):
-                raise PhenoseqError(f"{directory / 'model.json'}: {exc}") from exc
             raise PhenoseqError(
                 f"{directory}: the checkpoint is incomplete or does not match its description ({type(exc).__name__}: {exc})"
             ) from exc

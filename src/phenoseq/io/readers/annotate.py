@@ -5,8 +5,9 @@ Defaults, each overridable through :class:`Annotation`:
 * **Sample_ID** (the well): kept when the file has it; otherwise ``"<plate>_<well>"`` from the plate and
   well columns (``Metadata_Plate``/``Metadata_Well`` for Cell Painting, ``det_plate``/``det_well`` for
   L1000), or the well alone when there is no plate column.
-* **Treatment**: from a plate map (``pert_iname`` when a compound table is given, else ``broad_sample``;
-  wells with no sample get the plate map's ``solvent``), else from ``treatment_column``, else kept when the
+* **Treatment**: from ``treatment_column`` when given (a column of the data, or of the plate map: ``C`` is
+  looked up as ``C`` then ``Metadata_C``), else from a plate map (``pert_iname`` when a compound table is
+  given, else ``broad_sample``; wells with no sample get the plate map's ``solvent``), else kept when the
   file has it. Otherwise it stays absent and validation says so.
 * **Replicate** and **batch**: ``replicate_column``/``batch_column`` when given, kept when present,
   otherwise the plate (one plate = one replicate = one batch, the safe assumption when nothing says more).
@@ -186,6 +187,36 @@ def _column(obs: pd.DataFrame, column: str, source: str, option: str) -> pd.Seri
     return values.astype(str)
 
 
+def _treatment_column_name(obs: pd.DataFrame, column: str, ann: Annotation, source: str,
+                           data_columns: list[str]) -> str:
+    """The obs column that ``treatment_column`` names: a column of the data, or of the plate map.
+
+    Plate-map (and compound-table) columns are joined as ``Metadata_<column>``, so ``pert_iname`` is
+    looked up as ``Metadata_pert_iname`` too.
+    """
+    if column in obs.columns:
+        return column
+    joined = f"Metadata_{column}"
+    if ann.platemap is not None and joined in obs.columns:
+        return joined
+    if ann.platemap is None:
+        _column(obs, column, source, "treatment_column")  # raises the usual "not there" error
+    from_map = [c for c in obs.columns if c not in data_columns]
+    raise PhenoseqError(
+        f"{source}: treatment_column (--treatment-column) names column {column!r}, which is neither in the data "
+        f"nor in the plate map (looked for {column!r} and {joined!r}); data columns {preview(data_columns, 8)}, "
+        f"plate-map columns {preview(from_map, 8)}. Name one of those."
+    )
+
+
+def _treatment_from_columns(obs: pd.DataFrame, ann: Annotation, source: str, data_columns: list[str]) -> pd.Series:
+    """Treatment from ``treatment_column`` (several columns are joined with ``@``, e.g. compound@dose)."""
+    cols = [ann.treatment_column] if isinstance(ann.treatment_column, str) else list(ann.treatment_column)
+    names = [_treatment_column_name(obs, c, ann, source, data_columns) for c in cols]
+    parts = [_column(obs, c, source, "treatment_column") for c in names]
+    return parts[0].str.cat(parts[1:], sep="@") if len(parts) > 1 else parts[0]
+
+
 def assign_keys(
     obs: pd.DataFrame,
     keys: ScreenKeys,
@@ -205,13 +236,14 @@ def assign_keys(
     has_plate = plate_col is not None and plate_col in obs.columns
     if ann.plate_column and not has_plate:
         _column(obs, ann.plate_column, source, "plate_column")
+    data_columns = list(obs.columns)
     if ann.platemap is not None:
         obs = join_platemap(obs, ann, plate_col if has_plate else None, well_col or "Metadata_Well", source)
+    if ann.treatment_column is not None:
+        # An explicit column wins over the plate map's default (its sample id or pert_iname).
+        obs[keys.treatment] = _treatment_from_columns(obs, ann, source, data_columns)
+    elif ann.platemap is not None:
         obs[keys.treatment] = _treatment_from_platemap(obs, ann, source)
-    elif ann.treatment_column is not None:
-        cols = [ann.treatment_column] if isinstance(ann.treatment_column, str) else list(ann.treatment_column)
-        parts = [_column(obs, c, source, "treatment_column") for c in cols]
-        obs[keys.treatment] = parts[0].str.cat(parts[1:], sep="@") if len(parts) > 1 else parts[0]
     elif keys.treatment not in obs.columns and default_treatment is not None and default_treatment in obs.columns:
         obs[keys.treatment] = obs[default_treatment]
     if keys.sample not in obs.columns and well_col is not None and well_col in obs.columns:
