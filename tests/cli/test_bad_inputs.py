@@ -441,3 +441,60 @@ def test_saved_files_get_the_usual_permissions(env):
     os.umask(umask)
     for name in ("model.safetensors", "model.json"):
         assert (env["model"] / name).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.fixture
+def locked_folder(tmp_path):
+    """A folder nobody may write in, root included (immutable), where the file system supports it."""
+    import subprocess
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("command", ["train", "generate", "convert"])
+def test_a_folder_that_cannot_be_written_is_refused_first(command, env, locked_folder, monkeypatch, capsys):
+    monkeypatch.setattr("phenoseq.model.train.Trainer.run", _no_work)
+    monkeypatch.setattr("phenoseq.model.phenoseq.sample_latents", _no_work)
+    args = {"train": _train(out="{tmp}/model"), "generate": _gen(out="{tmp}/syn.h5ad"),
+            "convert": ["convert", "{rna}", "--kind", "h5ad", "--out", "{tmp}/c.h5ad", "-q"]}[command]
+    assert run(*_fill(args, env, locked_folder)) == 2
+    assert _squash("cannot create files in") in _squash(capsys.readouterr().err)
+    assert list(locked_folder.iterdir()) == []
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real 256 KiB file system (tmpfs), where mounting is allowed: writes past it fail with ENOSPC."""
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("command", ["train", "generate"])
+def test_a_disk_too_small_is_refused_before_the_work(command, env, full_disk, monkeypatch, capsys):
+    monkeypatch.setattr("phenoseq.model.train.Trainer.run", _no_work)
+    monkeypatch.setattr("phenoseq.model.phenoseq.sample_latents", _no_work)
+    args = {"train": _train(out="{tmp}/model"), "generate": _gen("--cells-per-well", "20", out="{tmp}/syn.h5ad")}
+    assert run(*_fill(args[command], env, full_disk)) == 2
+    assert _squash("not enough free space") in _squash(capsys.readouterr().err)
+    assert list(full_disk.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["train", "generate"])
+def test_a_disk_that_fills_up_while_writing_leaves_nothing_behind(command, env, full_disk, monkeypatch, capsys):
+    monkeypatch.setattr("phenoseq.io.files.check_free_space", lambda *args: None)  # as if another writer filled it
+    args = {"train": _train(out="{tmp}/model"), "generate": _gen("--cells-per-well", "20", out="{tmp}/syn.h5ad")}
+    assert run(*_fill(args[command], env, full_disk)) == 2
+    assert _squash("No space left on device") in _squash(capsys.readouterr().err)
+    assert list(full_disk.iterdir()) == []

@@ -65,7 +65,7 @@ def train(
     """Train the image-conditioned diffusion model on the training split of a paired screen."""
     from phenoseq.errors import PhenoseqError
     from phenoseq.io import PairedScreen
-    from phenoseq.io.files import check_destination
+    from phenoseq.io.files import check_destination, check_free_space
     from phenoseq.model.config import ModelConfig
     from phenoseq.model.phenoseq import PhenoSeq
     from phenoseq.progress import RichProgress
@@ -98,6 +98,7 @@ def train(
         model.resume(screen, progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
     else:
         model = PhenoSeq(screen, preset=preset, seed=seed, **overrides)
+        check_free_space(out, model.checkpoint_bytes(), "the model")
         model.train(progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
     if not quiet:
         s = model.trainer.state
@@ -119,7 +120,7 @@ def generate(
 ) -> None:
     """Generate synthetic single-cell transcriptomes for every well of an imaging file."""
     from phenoseq.io import read_h5ad, write_h5ad
-    from phenoseq.io.files import check_destination
+    from phenoseq.io.files import check_destination, check_free_space
     from phenoseq.model.phenoseq import PhenoSeq
     from phenoseq.progress import RichProgress
 
@@ -127,6 +128,10 @@ def generate(
                                                         model_dir / "model.json"))
     model = PhenoSeq.load(model_dir)
     adata = read_h5ad(imaging)
+    if model.keys.sample in adata.obs.columns:  # else generate names the missing column
+        n_cells = adata.obs[model.keys.sample].nunique() * cells_per_well
+        check_free_space(out, n_cells * (len(model.rna_space.genes or ()) + model.rna_space.n_latent) * 4,
+                         f"{n_cells:,} synthetic cells")
     syn = model.generate(adata, cells_per_well=cells_per_well, seed=seed, sampler=sampler, steps=steps,
                          guidance=guidance, progress=RichProgress(quiet), source=str(imaging))
     write_h5ad(syn, out, inputs=(imaging,))

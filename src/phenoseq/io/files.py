@@ -6,6 +6,8 @@ import contextlib
 import errno
 import glob
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -43,12 +45,16 @@ def _alive(pid: int) -> bool:
 
 
 def _write_error(exc: BaseException) -> OSError | None:
-    """The actionable OSError behind ``exc`` (libraries such as anndata and h5py wrap it), or None."""
+    """The actionable OSError behind ``exc``, or None. Libraries wrap it: anndata and h5py chain it, and
+    safetensors (Rust) raises its own type whose message ends in ``(os error 28)``."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in _WRITE_ERRORS:
             return exc
+        code = re.search(r"os error (\d+)", str(exc))
+        if code and int(code.group(1)) in _WRITE_ERRORS:
+            return OSError(int(code.group(1)), os.strerror(int(code.group(1))))
         exc = exc.__cause__ or exc.__context__
     return None
 
@@ -86,6 +92,18 @@ def check_destination(path: str | os.PathLike, overwrite: bool = False, inputs: 
         raise PhenoseqError(f"{option} {path}: cannot create files in {parent} ({exc.strerror}); choose a folder you "
                             "can write to") from exc
     return path
+
+
+def check_free_space(path: str | os.PathLike, nbytes: int, what: str) -> None:
+    """Refuse, before the work that makes it, an output of about ``nbytes`` that the disk under ``path`` cannot
+    hold (the estimate has a 10% margin; a disk that fills up later still fails cleanly in :func:`atomic_path`)."""
+    parent = Path(path)
+    while not parent.exists():
+        parent = parent.parent
+    free = shutil.disk_usage(parent).free
+    if nbytes * 1.1 > free:
+        raise PhenoseqError(f"not enough free space for {what} in {parent}: it needs about {nbytes / 2**20:,.1f} MiB "
+                            f"and {free / 2**20:,.1f} MiB are free; free some space or choose another place")
 
 
 @contextlib.contextmanager

@@ -162,6 +162,13 @@ class PhenoSeq:
         self.screen = screen
         return self.train(progress, max_epochs, checkpoint_dir)
 
+    def checkpoint_bytes(self) -> int:
+        """About how large :meth:`save` will write the model: network, EMA, best weights and two optimiser
+        moments (five copies of every weight), plus the RNA space and scalers."""
+        weights = sum(p.numel() for p in self.denoiser.parameters()) * 4 * 5
+        rna = sum(np.asarray(v).nbytes for v in self.rna_space.state()[0].values())
+        return int(weights + rna + self.ood.components.nbytes + self.ood.means.nbytes + 2**16)
+
     def denoiser_for_sampling(self) -> Denoiser:
         """The network with the best EMA weights (what generation uses)."""
         net = Denoiser(self.rna_space.n_latent, len(self.feature_names), self.config.dim, self.config.depth,
