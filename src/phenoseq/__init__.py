@@ -17,7 +17,7 @@ __all__ = ["PhenoseqError", "PhenoSeq", "__version__"]
 def __getattr__(name: str):
     # Lazy so that `import phenoseq` (and the CLI's start-up) does not import torch.
     if name == "PhenoSeq":
-        from phenoseq.model.phenoseq import PhenoSeq
+        from phenoseq.phenoseq import PhenoSeq
 
         return PhenoSeq
     raise AttributeError(f"module 'phenoseq' has no attribute {name!r}")

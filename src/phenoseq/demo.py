@@ -74,7 +74,7 @@ def run_demo(out_dir: str | Path, seed: int = 0, progress: _progress.Progress | 
     if with_model:
         import shutil
 
-        from phenoseq.model.phenoseq import PhenoSeq
+        from phenoseq.phenoseq import PhenoSeq
 
         model = PhenoSeq(screen, preset="cpu", seed=seed)
         model.train(progress=progress)

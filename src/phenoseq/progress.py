@@ -56,7 +56,7 @@ class RichProgress(Progress):
         )
         from rich.progress import Progress as _Bar
 
-        from phenoseq.cli.console import err_console
+        from phenoseq.console import err_console
 
         self._bar = _Bar(
             TextColumn("[bold]{task.description}"),

@@ -365,7 +365,7 @@ def test_bad_input(case: Case, env, tmp_path, monkeypatch, capsys):
     case.setup(env, tmp_path)
     if not case.work:
         monkeypatch.setattr("phenoseq.model.train.Trainer.run", _no_work)
-        monkeypatch.setattr("phenoseq.model.phenoseq.sample_latents", _no_work)
+        monkeypatch.setattr("phenoseq.phenoseq.sample_latents", _no_work)
     if case.patch == "disk-full":
         monkeypatch.setattr("anndata.AnnData.write_h5ad", _disk_full)
         monkeypatch.setattr("safetensors.torch.save_file", _disk_full)
@@ -459,7 +459,7 @@ def locked_folder(tmp_path):
 @pytest.mark.parametrize("command", ["train", "generate", "convert"])
 def test_a_folder_that_cannot_be_written_is_refused_first(command, env, locked_folder, monkeypatch, capsys):
     monkeypatch.setattr("phenoseq.model.train.Trainer.run", _no_work)
-    monkeypatch.setattr("phenoseq.model.phenoseq.sample_latents", _no_work)
+    monkeypatch.setattr("phenoseq.phenoseq.sample_latents", _no_work)
     args = {"train": _train(out="{tmp}/model"), "generate": _gen(out="{tmp}/syn.h5ad"),
             "convert": ["convert", "{rna}", "--kind", "h5ad", "--out", "{tmp}/c.h5ad", "-q"]}[command]
     assert run(*_fill(args, env, locked_folder)) == 2
@@ -484,7 +484,7 @@ def full_disk(tmp_path):
 @pytest.mark.parametrize("command", ["train", "generate"])
 def test_a_disk_too_small_is_refused_before_the_work(command, env, full_disk, monkeypatch, capsys):
     monkeypatch.setattr("phenoseq.model.train.Trainer.run", _no_work)
-    monkeypatch.setattr("phenoseq.model.phenoseq.sample_latents", _no_work)
+    monkeypatch.setattr("phenoseq.phenoseq.sample_latents", _no_work)
     args = {"train": _train(out="{tmp}/model"), "generate": _gen("--cells-per-well", "20", out="{tmp}/syn.h5ad")}
     assert run(*_fill(args[command], env, full_disk)) == 2
     assert _squash("not enough free space") in _squash(capsys.readouterr().err)

@@ -31,7 +31,7 @@ def run(*args) -> int:
     try:
         app(args=[str(a) for a in args])
     except PhenoseqError as exc:
-        from phenoseq.cli.console import err_console
+        from phenoseq.console import err_console
 
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 2

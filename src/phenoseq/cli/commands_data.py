@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from phenoseq.cli.console import console, err_console
+from phenoseq.console import console, err_console
 from phenoseq.cli.options import (
     BATCH_KEY,
     GROUP_KEY,

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from phenoseq.cli.console import console, err_console
+from phenoseq.console import console, err_console
 from phenoseq.cli.options import (
     BATCH_KEY,
     GROUP_KEY,
@@ -120,7 +120,7 @@ def evaluate(
     progress = RichProgress(quiet)
     trained = None
     if model is not None:
-        from phenoseq.model.phenoseq import PhenoSeq
+        from phenoseq.phenoseq import PhenoSeq
 
         trained = PhenoSeq.load(model)
         space = trained.rna_space

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from phenoseq.cli.console import console
+from phenoseq.console import console
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries.")
 

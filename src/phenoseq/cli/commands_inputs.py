@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from phenoseq.cli.console import console
+from phenoseq.console import console
 from phenoseq.cli.options import BATCH_KEY, GROUP_KEY, QUIET, REPLICATE_KEY, SAMPLE_KEY, TREATMENT_KEY, screen_keys
 
 KIND_HELP = "auto, h5ad, scgenescope, cellprofiler, sqlite, single_cell, gct, gctx, expression (auto: from name/contents; .h5ad → scgenescope)."

@@ -17,7 +17,7 @@ from phenoseq.cli.options import (
     TREATMENT_KEY,
     screen_keys,
 )
-from phenoseq.cli.console import console, err_console
+from phenoseq.console import console, err_console
 
 
 def _settings(pairs: list[str]) -> dict:
@@ -44,7 +44,8 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Model directory to write (model.safetensors + model.json)."),
     preset: str = typer.Option("cpu", help="Model size: cpu, tiny or paper."),
     seed: int = typer.Option(0, help="Random seed."),
-    max_epochs: Optional[int] = typer.Option(None, min=1, help="Stop after this many epochs (default: the preset's)."),
+    max_epochs: Optional[int] = typer.Option(None, min=1, help="Train for this many epochs (default: the preset's); "
+                                             "the learning rate decays over them. With --resume: stop there."),
     time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds (> 0), keeping the best weights."),
     resume: bool = typer.Option(False, help="Continue the interrupted run saved in --out."),
     drop_unpaired: bool = typer.Option(False, help="Drop wells present in one modality only."),
@@ -67,7 +68,7 @@ def train(
     from phenoseq.io import PairedScreen
     from phenoseq.io.files import check_destination, check_free_space
     from phenoseq.model.config import ModelConfig
-    from phenoseq.model.phenoseq import PhenoSeq
+    from phenoseq.phenoseq import PhenoSeq
     from phenoseq.progress import RichProgress
 
     if out.exists() and out.resolve() in (imaging.resolve(), rnaseq.resolve()):
@@ -81,6 +82,8 @@ def train(
         overrides = _settings(set_)
         if time_limit is not None:
             overrides["time_limit"] = time_limit
+        if max_epochs is not None:  # the run's own length sets its learning-rate schedule
+            overrides["max_epochs"] = max_epochs
         if expression:
             overrides["rna_input"] = "expression"
         if rna_embedding:
@@ -101,7 +104,7 @@ def train(
         check_free_space(out, model.checkpoint_bytes(), "the model")
         model.train(progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
     if not quiet:
-        s = model.trainer.state
+        s = model.training_state
         console.print(f"trained {s.epoch} epochs (best validation loss {s.best_val:.4f} at epoch {s.best_epoch}); "
                       f"model saved to {out}")
 
@@ -121,7 +124,7 @@ def generate(
     """Generate synthetic single-cell transcriptomes for every well of an imaging file."""
     from phenoseq.io import read_h5ad, write_h5ad
     from phenoseq.io.files import check_destination, check_free_space
-    from phenoseq.model.phenoseq import PhenoSeq
+    from phenoseq.phenoseq import PhenoSeq
     from phenoseq.progress import RichProgress
 
     check_destination(out, overwrite=overwrite, inputs=(imaging, model_dir / "model.safetensors",

@@ -15,7 +15,7 @@ feeds any generator another well's imaging: a control that should score at or be
 
 All expose ``name``, ``rna_space`` and ``generate(imaging_adata, cells_per_well, seed, progress=None)``
 returning the synthetic-cell AnnData contract of :mod:`phenoseq.generate.output` (the diffusion model's
-:class:`~phenoseq.model.phenoseq.PhenoSeq` too: see :class:`Generator`).
+:class:`~phenoseq.phenoseq.PhenoSeq` too: see :class:`Generator`).
 """
 
 from __future__ import annotations

@@ -46,10 +46,17 @@ class OODScorer:
         _, means = group_means(imaging.features.numpy() @ self.components.T, np.repeat(imaging.names, imaging.counts))
         return (cdist(means, self.means).min(axis=1) / self.scale).astype(np.float32)
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {"ood.components": self.components, "ood.means": self.means,
-                "ood.scale": np.array([self.scale], dtype=np.float32)}
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        """(tensors, JSON metadata) for a checkpoint."""
+        tensors = {"ood.components": self.components, "ood.means": self.means,
+                   "ood.scale": np.array([self.scale], dtype=np.float32)}
+        return tensors, {"threshold": self.threshold}
 
     @classmethod
-    def from_state(cls, arrays: dict[str, np.ndarray], threshold: float) -> "OODScorer":
-        return cls(arrays["ood.components"], arrays["ood.means"], float(arrays["ood.scale"][0]), float(threshold))
+    def from_state(cls, tensors: dict[str, np.ndarray], meta: dict, n_features: int) -> "OODScorer":
+        """Inverse of :meth:`state`; the components must span ``n_features`` features."""
+        comps, means = np.asarray(tensors["ood.components"]), np.asarray(tensors["ood.means"])
+        if comps.ndim != 2 or comps.shape[1] != n_features or means.ndim != 2 or means.shape[1] != comps.shape[0]:
+            raise ValueError(f"OOD tensors have shapes {comps.shape} and {means.shape}, which do not fit "
+                             f"{n_features} features")
+        return cls(comps, means, float(tensors["ood.scale"][0]), float(meta["threshold"]))

@@ -29,7 +29,9 @@ class ModelConfig:
     heads: int = 4
     tokens: int = 1  # RNA tokens per cell; more tokens buy capacity at a near-linear cost in speed
     # diffusion
-    prediction: str = "v"
+    prediction: str = "v"  # what the network predicts: "v" (velocity) or "eps" (noise)
+    logsnr_min: float = -15.0  # the cosine schedule's log signal-to-noise range (t = 1 … t = 0)
+    logsnr_max: float = 15.0
     context_size: int = 64  # imaging cells in one RNA cell's context set
     pool_size: int = 128  # imaging cells encoded per well per batch; sets are drawn from this pool
     context_dropout: float = 0.1  # for classifier-free guidance
@@ -74,6 +76,8 @@ class ModelConfig:
                     raise PhenoseqError(f"model setting rna_embedding={value!r} must name an obsm key, e.g. X_embedding")
             else:
                 _check_number(f.name, value, f.type, self._RANGES.get(f.name))
+        if self.logsnr_min >= self.logsnr_max:
+            raise PhenoseqError(f"model settings logsnr_min={self.logsnr_min} must be below logsnr_max={self.logsnr_max}")
         if self.dim % self.heads:
             raise PhenoseqError(f"model setting dim={self.dim} must be divisible by heads={self.heads} (each attention "
                                 f"head gets dim / heads channels); e.g. dim={self.heads * max(1, round(self.dim / self.heads))}")

@@ -35,6 +35,19 @@ class Standardiser:
     def inverse(self, z: np.ndarray) -> np.ndarray:
         return (np.asarray(z, dtype=np.float32) * self.scale + self.mean).astype(np.float32)
 
+    def state(self, prefix: str) -> tuple[dict[str, np.ndarray], dict]:
+        """(tensors named ``<prefix>.mean`` / ``<prefix>.scale``, JSON metadata) for a checkpoint."""
+        return {f"{prefix}.mean": self.mean, f"{prefix}.scale": self.scale}, {}
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, np.ndarray], prefix: str, width: int) -> "Standardiser":
+        """Inverse of :meth:`state`; ``width`` is the number of columns it must have (a resized tensor is damage)."""
+        mean, scale = np.asarray(tensors[f"{prefix}.mean"]), np.asarray(tensors[f"{prefix}.scale"])
+        if mean.shape != (width,) or scale.shape != (width,):
+            raise ValueError(f"tensors {prefix}.mean / {prefix}.scale have shapes {mean.shape} / {scale.shape}, "
+                             f"expected ({width},)")
+        return cls(mean, scale)
+
 
 class WellImaging:
     """Standardised imaging cells grouped by well: ``cells(w)`` gives the rows of well ``w``."""

@@ -65,6 +65,32 @@ class Trainer:
         )
         self.state = TrainState()
 
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """(tensors ``net.*``, ``ema.*``, ``best.*``, ``optim.*``; JSON metadata) — everything resume needs."""
+        tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
+        tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+        tensors.update({f"best.{k}": v for k, v in self.best.items()})
+        optim = self.optimizer.state_dict()
+        for idx, state in optim["state"].items():
+            for name, value in state.items():
+                tensors[f"optim.{idx}.{name}"] = value if value.ndim else value.reshape(1)  # safetensors: no 0-d
+        meta = {"train_state": vars(self.state),
+                "optimizer": {"param_groups": optim["param_groups"],
+                              "state_keys": {str(i): list(s) for i, s in optim["state"].items()}}}
+        return tensors, meta
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Inverse of :meth:`state_dict` (strict: a missing, renamed or resized tensor raises)."""
+        self.net.load_state_dict(_prefixed(tensors, "net."))
+        self.ema.load_state_dict(_prefixed(tensors, "ema."))
+        self.best = _prefixed(tensors, "best.")
+        copy.deepcopy(self.net).load_state_dict(self.best)  # the best weights must fit the network too
+        opt = meta["optimizer"]
+        state = {int(i): {name: _unscalar(tensors[f"optim.{i}.{name}"], name) for name in names}
+                 for i, names in opt["state_keys"].items()}
+        self.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
+        self.state = TrainState(**meta["train_state"])
+
     def lr_at(self, step: int, total: int) -> float:
         c = self.config
         if step < c.warmup_steps:
@@ -160,3 +186,11 @@ class Trainer:
             s.done = True
         self.net.eval()
         return s
+
+
+def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _unscalar(value: torch.Tensor, name: str) -> torch.Tensor:
+    return value.reshape(()) if name == "step" else value

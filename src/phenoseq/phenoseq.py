@@ -55,34 +55,39 @@ class PhenoSeq:
 
     name = "phenoseq"  # the method's name in benchmarks
 
-    def __init__(self, screen: PairedScreen | None, preset: str = "cpu", seed: int = 0, **overrides) -> None:
-        self.config = ModelConfig.preset(preset, **overrides)
-        self.seed = seed
-        self.screen = screen
-        self.data_fingerprint: str | None = None  # set when training starts; resume checks it
-        if screen is None:  # filled in by load()
-            return
-        c, k = self.config, screen.keys
-        self.keys = k
+    def __init__(self, screen: PairedScreen, preset: str = "cpu", seed: int = 0, **overrides) -> None:
+        if not isinstance(screen, PairedScreen):
+            raise PhenoseqError(f"PhenoSeq needs a PairedScreen to learn from, got {type(screen).__name__}; load a "
+                                "saved model with PhenoSeq.load(directory)")
+        config = ModelConfig.preset(preset, **overrides)
+        k = screen.keys
         train_wells = screen.wells_in("train")
         rna_train = screen.subset("rnaseq", train_wells)
-        if c.rna_embedding:
-            self.rna_space = EmbeddingSpace.fit(rna_train, c.rna_embedding)
+        if config.rna_embedding:
+            rna_space = EmbeddingSpace.fit(rna_train, config.rna_embedding)
         else:
-            self.rna_space = RNASpace.fit(rna_train, c.n_latent, c.n_top_genes, input=c.rna_input, seed=seed)
-        self.feature_names = screen.imaging.var_names.tolist()
+            rna_space = RNASpace.fit(rna_train, config.n_latent, config.n_top_genes, input=config.rna_input, seed=seed)
         img_train = screen.subset("imaging", train_wells)
-        self.imaging_scaler = Standardiser.fit(img_train.X)
-        self.latent_scaler = Standardiser.fit(self.rna_space.transform(rna_train))
-        self.ood = OODScorer.fit(self.imaging_scaler(img_train.X), img_train.obs[k.sample].astype(str).to_numpy())
-        self._build()
+        imaging_scaler = Standardiser.fit(img_train.X)
+        ood = OODScorer.fit(imaging_scaler(img_train.X), img_train.obs[k.sample].astype(str).to_numpy())
+        self._assemble(config, seed, k, rna_space, screen.imaging.var_names.tolist(), imaging_scaler,
+                       Standardiser.fit(rna_space.transform(rna_train)), ood)
+        self.screen = screen
 
-    def _build(self) -> None:
-        c = self.config
-        torch.manual_seed(self.seed)
-        self.denoiser = Denoiser(self.rna_space.n_latent, len(self.feature_names), c.dim, c.depth, c.heads, c.tokens)
-        self.diffusion = Diffusion(prediction=c.prediction)
-        self.trainer = Trainer(self.denoiser, self.diffusion, c, self.seed)
+    def _assemble(self, config: ModelConfig, seed: int, keys: ScreenKeys, rna_space, feature_names: list[str],
+                  imaging_scaler: Standardiser, latent_scaler: Standardiser, ood: OODScorer) -> None:
+        """Set the fitted parts and build a fresh network, diffusion process and trainer (``__init__`` and
+        :meth:`load` both end here)."""
+        self.config, self.seed, self.keys = config, seed, keys
+        self.rna_space, self.feature_names = rna_space, feature_names
+        self.imaging_scaler, self.latent_scaler, self.ood = imaging_scaler, latent_scaler, ood
+        self.screen: PairedScreen | None = None
+        self.data_fingerprint: str | None = None  # set when training starts; resume checks it
+        torch.manual_seed(seed)
+        c = config
+        self.denoiser = Denoiser(rna_space.n_latent, len(feature_names), c.dim, c.depth, c.heads, c.tokens)
+        self.diffusion = Diffusion(prediction=c.prediction, logsnr_min=c.logsnr_min, logsnr_max=c.logsnr_max)
+        self.trainer = Trainer(self.denoiser, self.diffusion, c, seed)
 
     # -- data -------------------------------------------------------------------------------------------
     def _imaging(self, adata: ad.AnnData, source: str = "imaging") -> WellImaging:
@@ -116,8 +121,13 @@ class PhenoSeq:
     # -- training ---------------------------------------------------------------------------------------
     @property
     def history(self) -> list[dict]:
-        """Per-epoch training record: ``epoch``, ``train_loss``, ``val_loss``."""
+        """Per-epoch training record: ``epoch``, ``train_loss``, ``val_loss`` (``phenoseq.pl.history`` draws it)."""
         return self.trainer.state.history
+
+    @property
+    def training_state(self) -> TrainState:
+        """Where training stands: epochs and steps done, best validation loss and its epoch, whether it stopped."""
+        return self.trainer.state
 
     def train(self, progress: progress_mod.Progress | None = None, max_epochs: int | None = None,
               checkpoint_dir: str | Path | None = None, checkpoint_every: float = 30.0) -> list[dict]:
@@ -131,6 +141,11 @@ class PhenoSeq:
             raise PhenoseqError("this model has no screen attached; use resume(screen) to continue training")
         if max_epochs is not None and (isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1):
             raise PhenoseqError(f"max_epochs must be a whole number >= 1, got {max_epochs!r}")
+        if checkpoint_dir is not None and self.trainer.state.epoch == 0:
+            existing = [f for f in ("model.safetensors", "model.json") if (Path(checkpoint_dir) / f).exists()]
+            if existing:
+                raise PhenoseqError(f"{checkpoint_dir} already holds a model ({existing}); choose another directory, "
+                                    "or load it and call resume(screen) to continue its training")
         self.data_fingerprint = self.data_fingerprint or screen_fingerprint(self.screen)
         wells = self.screen.wells_in("train") + self.screen.wells_in("val")
         imaging = self._imaging(self.screen.subset("imaging", wells), self.screen.sources[0])
@@ -140,12 +155,12 @@ class PhenoSeq:
         def on_epoch_end() -> None:
             nonlocal last_save
             if checkpoint_dir is not None and time.monotonic() - last_save > checkpoint_every:
-                self.save(checkpoint_dir)
+                self.save(checkpoint_dir, overwrite=True)
                 last_save = time.monotonic()
 
         self.trainer.run(imaging, train, val, progress, max_epochs, on_epoch_end)
         if checkpoint_dir is not None:
-            self.save(checkpoint_dir)
+            self.save(checkpoint_dir, overwrite=True)
         return self.history
 
     def resume(self, screen: PairedScreen, progress: progress_mod.Progress | None = None,
@@ -218,37 +233,35 @@ class PhenoSeq:
                                           "phenoseq_ood": per_cell > self.ood.threshold})
 
     # -- persistence ------------------------------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
+    def _component_states(self) -> dict[str, tuple[dict, dict]]:
+        """Every fitted part's (tensors, JSON metadata); tensor names carry the part's own prefix."""
+        return {"rna_space": self.rna_space.state(), "imaging_scaler": self.imaging_scaler.state("imaging"),
+                "latent_scaler": self.latent_scaler.state("latent"), "ood": self.ood.state(),
+                "trainer": self.trainer.state_dict()}
+
+    def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write ``model.safetensors`` (all tensors) and ``model.json`` (everything else) into ``directory``.
 
-        Both files are written in full beside their final names and only then moved into place; the tensors
-        file's header holds the digest of the JSON file, so a pair from two saves is refused on load. A folder
-        this call created is removed again when the save fails (a full disk, say).
+        A directory that already holds a model is replaced only with ``overwrite`` (training checkpoints pass
+        it). Both files are written in full beside their final names and only then moved into place; the
+        tensors file's header holds the digest of the JSON file, so a pair from two saves is refused on load. A
+        folder this call created is removed again when the save fails (a full disk, say).
         """
         from safetensors.torch import save_file
 
         directory = Path(directory)
+        if not overwrite and any((directory / f).exists() for f in ("model.safetensors", "model.json")):
+            raise PhenoseqError(f"{directory} already holds a model; choose another directory or pass overwrite=True")
         created = not directory.exists()
         tensors: dict[str, torch.Tensor] = {}
-        tensors.update({f"net.{k}": v for k, v in self.denoiser.state_dict().items()})
-        tensors.update({f"ema.{k}": v for k, v in self.trainer.ema.state_dict().items()})
-        tensors.update({f"best.{k}": v for k, v in self.trainer.best.items()})
-        optim = self.trainer.optimizer.state_dict()
-        for idx, state in optim["state"].items():
-            for name, value in state.items():
-                tensors[f"optim.{idx}.{name}"] = value if value.ndim else value.reshape(1)
-        rna_tensors, rna_meta = self.rna_space.state()
-        arrays = {**rna_tensors, "imaging.mean": self.imaging_scaler.mean, "imaging.scale": self.imaging_scaler.scale,
-                  "latent.mean": self.latent_scaler.mean, "latent.scale": self.latent_scaler.scale,
-                  **self.ood.state()}
-        tensors.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
-        meta = {
-            "format": checkpoint.FORMAT, "format_version": checkpoint.FORMAT_VERSION, "phenoseq_version": __version__,
-            "config": self.config.to_dict(), "seed": self.seed, "keys": self.keys.to_dict(), "rna_space": rna_meta,
-            "feature_names": self.feature_names, "train_state": vars(self.trainer.state),
-            "optimizer": {"param_groups": optim["param_groups"], "state_keys": {str(i): list(s) for i, s in optim["state"].items()}},
-            "ood_threshold": self.ood.threshold, "data_fingerprint": self.data_fingerprint,
-        }
+        meta = {"format": checkpoint.FORMAT, "format_version": checkpoint.FORMAT_VERSION,
+                "phenoseq_version": __version__, "config": self.config.to_dict(), "seed": self.seed,
+                "keys": self.keys.to_dict(), "feature_names": self.feature_names,
+                "data_fingerprint": self.data_fingerprint}
+        for name, (part_tensors, part_meta) in self._component_states().items():
+            tensors.update({k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(v))
+                            for k, v in part_tensors.items()})
+            meta[name] = part_meta
         try:
             # Standard JSON only: a NaN or Infinity here is a bug upstream, not something to write.
             text = json.dumps(meta, indent=1, allow_nan=False)
@@ -281,52 +294,20 @@ class PhenoSeq:
         checkpoint.check_pair(directory / "model.safetensors", text, meta)
         checkpoint.check_finite(raw, directory / "model.safetensors")
         try:
-            model = cls(None, preset="cpu", seed=int(meta["seed"]), **config.to_dict())
-            model.keys = ScreenKeys.from_dict(meta["keys"])
-            arrays = raw
-            model.rna_space = space_from_state(arrays, meta["rna_space"])
-            model.feature_names = list(meta["feature_names"])
-            model.imaging_scaler = Standardiser(arrays["imaging.mean"], arrays["imaging.scale"])
-            model.latent_scaler = Standardiser(arrays["latent.mean"], arrays["latent.scale"])
-            model.ood = OODScorer.from_state(arrays, meta["ood_threshold"])
+            features = list(meta["feature_names"])
+            rna_space = space_from_state(raw, meta["rna_space"])
+            # Format 1 kept the OOD threshold and the trainer's metadata at the top level.
+            ood_meta = meta.get("ood") or {"threshold": meta["ood_threshold"]}
+            trainer_meta = meta.get("trainer") or {k: meta[k] for k in ("train_state", "optimizer")}
+            model = cls.__new__(cls)
+            model._assemble(config, int(meta["seed"]), ScreenKeys.from_dict(meta["keys"]), rna_space, features,
+                            Standardiser.from_state(raw, "imaging", len(features)),
+                            Standardiser.from_state(raw, "latent", rna_space.n_latent),
+                            OODScorer.from_state(raw, ood_meta, len(features)))
+            model.trainer.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in raw.items()}, trainer_meta)
             model.data_fingerprint = meta.get("data_fingerprint")
-            _check_shapes(model)
-            model._build()
-            tensors = {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
-            model.denoiser.load_state_dict(_prefixed(tensors, "net."))
-            model.trainer.ema.load_state_dict(_prefixed(tensors, "ema."))
-            model.trainer.best = _prefixed(tensors, "best.")
-            model.denoiser_for_sampling()  # the best weights must fit the network too
-            opt = meta["optimizer"]
-            state = {int(i): {name: _unscalar(tensors[f"optim.{i}.{name}"], name) for name in names}
-                     for i, names in opt["state_keys"].items()}
-            model.trainer.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
-            model.trainer.state = TrainState(**meta["train_state"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise PhenoseqError(
                 f"{directory}: the checkpoint is incomplete or does not match its description ({type(exc).__name__}: {exc})"
             ) from exc
         return model
-
-
-def _check_shapes(model: PhenoSeq) -> None:
-    """The arrays beside the network must fit the model's features and latent size (a resized tensor is damage)."""
-    n_features, n_latent = len(model.feature_names), model.rna_space.n_latent
-    expected = {"imaging.mean": (n_features,), "imaging.scale": (n_features,), "latent.mean": (n_latent,),
-                "latent.scale": (n_latent,)}
-    actual = {"imaging.mean": model.imaging_scaler.mean.shape, "imaging.scale": model.imaging_scaler.scale.shape,
-              "latent.mean": model.latent_scaler.mean.shape, "latent.scale": model.latent_scaler.scale.shape}
-    comps, means = model.ood.components, model.ood.means
-    if comps.ndim != 2 or comps.shape[1] != n_features or means.ndim != 2 or means.shape[1] != comps.shape[0]:
-        raise ValueError(f"OOD arrays have shapes {comps.shape} and {means.shape}, which do not fit {n_features} features")
-    for name, shape in expected.items():
-        if tuple(actual[name]) != shape:
-            raise ValueError(f"tensor {name} has shape {tuple(actual[name])}, expected {shape}")
-
-
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
-def _unscalar(value: torch.Tensor, name: str) -> torch.Tensor:
-    return value.reshape(()) if name == "step" else value

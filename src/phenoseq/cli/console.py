@@ -1,6 +1,0 @@
-"""Rich consoles shared by the CLI commands (stdout for results, stderr for messages and bars)."""
-
-from rich.console import Console
-
-console = Console()
-err_console = Console(stderr=True)
