@@ -54,7 +54,7 @@ def main() -> None:
         config = BenchmarkConfig(seed=seed, cells_per_well=args.cells_per_well)
 
         def fit(held: PairedScreen, seed: int = seed) -> dict:
-            model = PhenoSeq(held, preset="cpu", rna_input="expression", n_latent=args.n_latent, seed=seed,
+            model = PhenoSeq(held, preset="cpu", rna_kind="expression", n_latent=args.n_latent, seed=seed,
                              batch_size=args.batch_size)
             model.train(max_epochs=args.max_epochs)
             return standard_baselines(held, model.rna_space, model)

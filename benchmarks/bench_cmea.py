@@ -23,10 +23,10 @@ correlation with the predicted change (1 = best; chance = (n + 1) / 2), top-1 an
 real replicate as the ceiling; there is none here, so they are n/a.
 
 phenoseq bulk settings (a ~65-profile training set; chosen from training-loss behaviour and runtime, not tuned on
-the held-out scores): ``preset="cpu"`` with ``rna_input="expression"``, ``n_latent=16`` (RNA PCA on the training
+the held-out scores): ``preset="cpu"`` with ``rna_kind="expression"``, ``n_latent=16`` (RNA PCA on the training
 profiles; the space ceiling shows what that costs), ``dim=64`` (half the preset's width: few profiles to fit),
 ``precision="fp32"`` (faster than bf16 autocast at this batch size), ``batch_size = 2 × n_train`` with
-``cells_per_well=2`` (every training profile twice per step, at two noise levels), 8 steps per epoch (the
+``batch_cells_per_well=2`` (every training profile twice per step, at two noise levels), 8 steps per epoch (the
 trainer's floor), ``max_epochs=100`` (800 steps, ~25–37 s per fold on 2 shared cores; no validation split, so it
 runs all epochs and keeps the final EMA weights), 100 synthetic profiles per compound averaged into its prediction
 (``--samples``), the preset's sampler (DPM++2M, 12 steps, guidance 1).
@@ -145,8 +145,8 @@ def main() -> None:
                 from phenoseq import PhenoSeq
 
                 t = time.perf_counter()
-                model = PhenoSeq(held, preset="cpu", seed=seed, rna_input="expression", n_latent=args.n_latent,
-                                 dim=args.dim, precision="fp32", batch_size=2 * n_train, cells_per_well=2,
+                model = PhenoSeq(held, preset="cpu", seed=seed, rna_kind="expression", n_latent=args.n_latent,
+                                 dim=args.dim, precision="fp32", batch_size=2 * n_train, batch_cells_per_well=2,
                                  max_epochs=args.max_epochs)
                 model.train()
                 train_seconds.append(time.perf_counter() - t)

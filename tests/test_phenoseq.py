@@ -164,7 +164,7 @@ def test_bulk_mode_single_profiles(small_screen_data):
     bulk_img = well_means(imaging, imaging.X)
     bulk_rna = well_means(rnaseq, log_normalise(rnaseq.X))
     screen = PairedScreen(bulk_img, bulk_rna, rna_kind="expression")
-    model = PhenoSeq(screen, preset="tiny", rna_input="expression", n_latent=8, seed=0)
+    model = PhenoSeq(screen, preset="tiny", rna_kind="expression", n_latent=8, seed=0)
     model.train(max_epochs=2)
     syn = model.generate(bulk_img, cells_per_well=1)
     assert syn.n_obs == bulk_img.n_obs and np.isfinite(syn.X).all()

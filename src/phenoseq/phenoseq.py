@@ -66,7 +66,7 @@ class PhenoSeq:
         if config.rna_embedding:
             rna_space = EmbeddingSpace.fit(rna_train, config.rna_embedding)
         else:
-            rna_space = RNASpace.fit(rna_train, config.n_latent, config.n_top_genes, input=config.rna_input, seed=seed)
+            rna_space = RNASpace.fit(rna_train, config.n_latent, config.n_top_genes, input=config.rna_kind, seed=seed)
         img_train = screen.subset("imaging", train_wells)
         imaging_scaler = Standardiser.fit(img_train.X)
         ood = OODScorer.fit(imaging_scaler(img_train.X), img_train.obs[k.sample].astype(str).to_numpy())
@@ -214,15 +214,15 @@ class PhenoSeq:
                 raise PhenoseqError(f"{name} must be a whole number >= 1, got {value!r}")
         if guidance is not None and not (isinstance(guidance, (int, float)) and math.isfinite(guidance) and guidance >= 0):
             raise PhenoseqError(f"guidance must be a finite number >= 0 (1 = no guidance), got {guidance!r}")
-        wells = self._imaging(imaging, source)
-        check_output_size(len(wells.names) * cells_per_well, len(self.rna_space.genes or ()), self.rna_space.n_latent)
+        well_imaging = self._imaging(imaging, source)
+        check_output_size(len(well_imaging.names) * cells_per_well, len(self.rna_space.genes or ()), self.rna_space.n_latent)
         n = context_size or c.context_size
         settings = SamplingSettings(cells_per_well, n, max(n, c.pool_size), sampler, steps or c.steps,
                                     c.guidance if guidance is None else guidance, c.precision, seed)
-        z, samples, seeds = sample_latents(self.denoiser_for_sampling(), self.diffusion, wells, settings,
+        z, samples, seeds = sample_latents(self.denoiser_for_sampling(), self.diffusion, well_imaging, settings,
                                            self.rna_space.n_latent, progress)
         latent = self.latent_scaler.inverse(z)
-        score = self.ood.score(wells)
+        score = self.ood.score(well_imaging)
         per_cell = np.repeat(score, cells_per_well)
         meta = {"model": "phenoseq-diffusion", "version": __version__, "sampler": sampler, "steps": settings.steps,
                 "guidance": settings.guidance, "seed": seed, "context_size": n,

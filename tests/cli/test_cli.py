@@ -94,3 +94,14 @@ def test_split_map_and_unseen_treatments_on_the_command_line(screen_dir, tmp_pat
     import json
 
     assert json.loads((tmp_path / "m" / "model.json").read_text())["keys"]["splits"]["train"] == ["C"]
+
+
+def test_cli_choices_match_the_library():
+    """The CLI's enums are written out (so --help needs no torch import); they must list what the library takes."""
+    from phenoseq.cli.options import InputKind, Preset, Sampler
+    from phenoseq.io.readers.dispatch import KINDS
+    from phenoseq.model.config import CHOICES, PRESETS
+
+    assert [p.value for p in Preset] == list(PRESETS)
+    assert [s.value for s in Sampler] == list(CHOICES["sampler"])
+    assert [k.value for k in InputKind] == ["auto", *KINDS]

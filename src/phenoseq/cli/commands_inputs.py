@@ -8,9 +8,21 @@ from typing import Optional
 import typer
 
 from phenoseq.console import console
-from phenoseq.cli.options import BATCH_KEY, GROUP_KEY, QUIET, REPLICATE_KEY, SAMPLE_KEY, TREATMENT_KEY, screen_keys
+from phenoseq.cli.options import (
+    BATCH_KEY,
+    GROUP_KEY,
+    QUIET,
+    REPLICATE_KEY,
+    SAMPLE_KEY,
+    TREATMENT_KEY,
+    InputKind,
+    Modality,
+    Normalize,
+    NormalizeAgainst,
+    screen_keys,
+)
 
-KIND_HELP = "auto, h5ad, scgenescope, cellprofiler, sqlite, single_cell, gct, gctx, expression (auto: from name/contents; .h5ad → scgenescope)."
+KIND_HELP = "Input format (auto: from name and contents; .h5ad → scgenescope)."
 
 
 def _split(value: Optional[str]) -> Optional[list[str]]:
@@ -20,7 +32,7 @@ def _split(value: Optional[str]) -> Optional[list[str]]:
 def convert(
     inputs: list[Path] = typer.Argument(..., help="Input file(s) or CellProfiler folder(s), all of one kind."),
     out: Path = typer.Option(..., "--out", "-o", help="Output .h5ad file (written atomically; never an input)."),
-    kind: str = typer.Option("auto", help=KIND_HELP),
+    kind: InputKind = typer.Option(InputKind.auto, help=KIND_HELP),
     platemap: Optional[Path] = typer.Option(None, help="Plate map (well → sample), e.g. JUMP's *_platemap.tsv."),
     compounds: Optional[Path] = typer.Option(None, help="Compound table keyed like the plate map (adds pert_iname)."),
     platemap_well: str = typer.Option("well_position", help="Plate-map column of well positions."),
@@ -32,14 +44,15 @@ def convert(
     plate_column: Optional[str] = typer.Option(None, help="Column of plate barcodes (default Metadata_Plate; det_plate for L1000)."),
     well_column: Optional[str] = typer.Option(None, help="Column of well positions (default Metadata_Well; det_well for L1000)."),
     controls: str = typer.Option("DMSO", help="Comma-separated treatments that are negative controls."),
-    compartments: str = typer.Option("Cells,Cytoplasm,Nuclei", help="CellProfiler compartments to merge."),
+    compartments: Optional[str] = typer.Option(None, help="CellProfiler compartments to merge, comma-separated "
+                                               "(default Cells,Cytoplasm,Nuclei)."),
     feature_select: bool = typer.Option(True, help="Drop NaN-heavy, near-constant and blocklisted features."),
     na_cutoff: float = typer.Option(0.05, help="Drop features with more than this fraction of NaN cells."),
     blocklist: bool = typer.Option(True, help="Drop pycytominer's standard blocklisted features."),
-    normalize: str = typer.Option("mad_robustize", help="Per-plate normalisation: mad_robustize or none."),
-    normalize_against: str = typer.Option("controls", help="Reference cells for normalisation: controls or all."),
+    normalize: Normalize = typer.Option(Normalize.mad_robustize, help="Per-plate normalisation."),
+    normalize_against: NormalizeAgainst = typer.Option(NormalizeAgainst.controls, help="Reference cells for normalisation."),
     embedding: Optional[str] = typer.Option(None, help="scGeneScope: obsm key of the embedding (e.g. scGPT)."),
-    modality: str = typer.Option("auto", help="scGeneScope: imaging, rnaseq or auto (counts in X → rnaseq)."),
+    modality: Optional[Modality] = typer.Option(None, help="scGeneScope: imaging or rnaseq (default: counts in X → rnaseq)."),
     var_names: Optional[str] = typer.Option(None, help="GCT/GCTX: row-metadata field to use as gene names."),
     sample_column: Optional[str] = typer.Option(None, help="Expression table: column of sample ids."),
     sample_key: str = SAMPLE_KEY,
@@ -54,16 +67,13 @@ def convert(
     from phenoseq.errors import PhenoseqError
     from phenoseq.io.files import check_destination, write_h5ad
     from phenoseq.io.readers.annotate import Annotation
-    from phenoseq.io.readers.dispatch import BULK_KINDS, IMAGING_KINDS, detect_kind, read_table
+    from phenoseq.io.readers.dispatch import read_table
     from phenoseq.io.readers.hygiene import Hygiene
     from phenoseq.io.screen import modality_problems
     from phenoseq.progress import RichProgress
 
     keys = screen_keys(sample_key, treatment_key, replicate_key, batch_key, group_key)
     check_destination(out, overwrite=overwrite, inputs=tuple(inputs) + (platemap, compounds))
-    if kind == "auto":
-        kinds = {detect_kind(p) for p in inputs}
-        kind = "scgenescope" if kinds == {"h5ad"} else (kinds.pop() if len(kinds) == 1 else "auto")
     treatments = _split(treatment_column)
     annotation = Annotation(
         platemap=platemap, compounds=compounds, platemap_well=platemap_well, platemap_sample=platemap_sample,
@@ -72,22 +82,15 @@ def convert(
         replicate_column=replicate_column, batch_column=batch_column, plate_column=plate_column,
         well_column=well_column, controls=tuple(_split(controls) or ()),
     )
-    options: dict = {}
-    if kind in IMAGING_KINDS:
-        options["compartments"] = tuple(_split(compartments) or ())
-    elif kind == "scgenescope":
-        options.update(embedding=embedding, modality=modality)
-    elif kind in ("gct", "gctx"):
-        options["var_names"] = var_names
-    elif kind == "expression":
-        options["sample_column"] = sample_column
     hygiene = Hygiene(
         feature_select=feature_select, na_cutoff=na_cutoff, blocklist="pycytominer" if blocklist else None,
-        normalize=None if normalize.lower() == "none" else normalize, normalize_against=normalize_against,
+        normalize=None if normalize is Normalize.none else normalize.value, normalize_against=normalize_against.value,
         normalize_by=plate_column,
     )
-    adata = read_table(inputs, kind, keys=keys, annotation=annotation, hygiene=hygiene,
-                       progress=RichProgress(quiet), **options)
+    adata = read_table(inputs, kind.value, keys=keys, annotation=annotation, hygiene=hygiene,
+                       progress=RichProgress(quiet), standardise=True, compartments=_split(compartments),
+                       embedding=embedding, modality=None if modality is None else modality.value,
+                       var_names=var_names, sample_column=sample_column)
     info = adata.uns.get("phenoseq_input", {})
     check = "imaging" if info.get("modality", "imaging") == "imaging" else info.get("rna_kind", "expression")
     source = str(inputs[0]) if len(inputs) == 1 else f"{inputs[0]} (+{len(inputs) - 1} more)"
@@ -101,9 +104,9 @@ def convert(
                             + "\n- ".join(problems) + hint)
     write_h5ad(adata, out, inputs=tuple(inputs) + (platemap, compounds))
     if not quiet:
-        what = "cells × features" if check == "imaging" else ("samples × genes" if kind in BULK_KINDS else "cells × genes")
+        rows, columns = ("cells", "features") if check == "imaging" else ("samples" if check == "expression" else "cells", "genes")
         hyg = adata.uns.get("phenoseq_hygiene")
-        console.print(f"wrote {out} ({adata.n_obs} {what.split(' × ')[0]} × {adata.n_vars} {what.split(' × ')[1]}; "
+        console.print(f"wrote {out} ({adata.n_obs} {rows} × {adata.n_vars} {columns}; "
                       f"{adata.obs[keys.sample].nunique()} wells, {adata.obs[keys.treatment].nunique()} treatments)")
         if hyg:
             dropped = {k.removeprefix("dropped_"): (len(v) if isinstance(v, list) else v)

@@ -15,6 +15,8 @@ from phenoseq.cli.options import (
     SAMPLE_KEY,
     SPLITS,
     TREATMENT_KEY,
+    Preset,
+    Sampler,
     screen_keys,
 )
 from phenoseq.console import console, err_console
@@ -42,7 +44,7 @@ def train(
     imaging: Path = typer.Option(..., "--imaging", "-i", help="Imaging .h5ad (cells × morphology features)."),
     rnaseq: Path = typer.Option(..., "--rnaseq", "-r", help="RNA .h5ad (cells × genes, raw counts)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model directory to write (model.safetensors + model.json)."),
-    preset: str = typer.Option("cpu", help="Model size: cpu, tiny or paper."),
+    preset: Preset = typer.Option(Preset.cpu, help="Model size (tiny: tests; paper: the published size, for a GPU)."),
     seed: int = typer.Option(0, help="Random seed."),
     max_epochs: Optional[int] = typer.Option(None, min=1, help="Train for this many epochs (default: the preset's); "
                                              "the learning rate decays over them. With --resume: stop there."),
@@ -85,10 +87,10 @@ def train(
         if max_epochs is not None:  # the run's own length sets its learning-rate schedule
             overrides["max_epochs"] = max_epochs
         if expression:
-            overrides["rna_input"] = "expression"
+            overrides["rna_kind"] = "expression"
         if rna_embedding:
             overrides["rna_embedding"] = rna_embedding
-        ModelConfig.preset(preset, **overrides)
+        ModelConfig.preset(preset.value, **overrides)
     elif set_ or time_limit is not None:
         raise PhenoseqError("--resume continues with the run's own settings; drop --set / --time-limit")
     check_destination(out, overwrite=True, inputs=(imaging, rnaseq), folder=True)
@@ -100,7 +102,7 @@ def train(
     if model is not None:
         model.resume(screen, progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
     else:
-        model = PhenoSeq(screen, preset=preset, seed=seed, **overrides)
+        model = PhenoSeq(screen, preset=preset.value, seed=seed, **overrides)
         check_free_space(out, model.checkpoint_bytes(), "the model")
         model.train(progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
     if not quiet:
@@ -115,13 +117,14 @@ def generate(
     out: Path = typer.Option(..., "--out", "-o", help="Synthetic-cell .h5ad to write."),
     cells_per_well: int = typer.Option(100, min=1, help="Synthetic cells per well."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same cells."),
-    sampler: Optional[str] = typer.Option(None, help="dpm++2m (default, fast) or ddim."),
+    sampler: Optional[Sampler] = typer.Option(None, help="Sampler (default: the model's, dpm++2m: fast)."),
     steps: Optional[int] = typer.Option(None, min=1, help="Sampling steps (default: the model's, 12 for dpm++2m)."),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; >= 0)."),
     overwrite: bool = typer.Option(False, help="Replace --out if it exists."),
     quiet: bool = QUIET,
 ) -> None:
     """Generate synthetic single-cell transcriptomes for every well of an imaging file."""
+    from phenoseq.generate.output import check_output_size
     from phenoseq.io import read_h5ad, write_h5ad
     from phenoseq.io.files import check_destination, check_free_space
     from phenoseq.phenoseq import PhenoSeq
@@ -133,9 +136,10 @@ def generate(
     adata = read_h5ad(imaging)
     if model.keys.sample in adata.obs.columns:  # else generate names the missing column
         n_cells = adata.obs[model.keys.sample].nunique() * cells_per_well
-        check_free_space(out, n_cells * (len(model.rna_space.genes or ()) + model.rna_space.n_latent) * 4,
-                         f"{n_cells:,} synthetic cells")
-    syn = model.generate(adata, cells_per_well=cells_per_well, seed=seed, sampler=sampler, steps=steps,
+        width = len(model.rna_space.genes or ()) + model.rna_space.n_latent
+        check_output_size(n_cells, len(model.rna_space.genes or ()), model.rna_space.n_latent)  # memory first
+        check_free_space(out, n_cells * width * 4, f"{n_cells:,} synthetic cells")
+    syn = model.generate(adata, cells_per_well=cells_per_well, seed=seed, sampler=sampler and sampler.value, steps=steps,
                          guidance=guidance, progress=RichProgress(quiet), source=str(imaging))
     write_h5ad(syn, out, inputs=(imaging,))
     if not quiet:

@@ -1,10 +1,57 @@
-"""Options shared by several commands: the key-column names, the replicate → split map, ``--quiet``."""
+"""Options shared by several commands (the key-column names, the replicate → split map, ``--quiet``) and the
+choices the CLI offers, as enums so that ``--help`` lists them and a typo is a usage error."""
 
 from __future__ import annotations
 
+import enum
 from typing import Optional
 
 import typer
+
+
+class Preset(str, enum.Enum):
+    """Model sizes (:data:`phenoseq.model.config.PRESETS`)."""
+
+    cpu = "cpu"
+    tiny = "tiny"
+    paper = "paper"
+
+
+class Sampler(str, enum.Enum):
+    """Samplers (:data:`phenoseq.model.config.CHOICES`)."""
+
+    dpm = "dpm++2m"
+    ddim = "ddim"
+
+
+class InputKind(str, enum.Enum):
+    """Input formats of ``convert`` (:data:`phenoseq.io.readers.dispatch.KINDS`, plus auto-detection)."""
+
+    auto = "auto"
+    h5ad = "h5ad"
+    scgenescope = "scgenescope"
+    cellprofiler = "cellprofiler"
+    sqlite = "sqlite"
+    single_cell = "single_cell"
+    gct = "gct"
+    gctx = "gctx"
+    expression = "expression"
+
+
+class Modality(str, enum.Enum):
+    imaging = "imaging"
+    rnaseq = "rnaseq"
+
+
+class Normalize(str, enum.Enum):
+    mad_robustize = "mad_robustize"
+    none = "none"
+
+
+class NormalizeAgainst(str, enum.Enum):
+    controls = "controls"
+    all = "all"
+
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or tables.")
 SAMPLE_KEY = typer.Option("Sample_ID", help="obs column naming the well/sample.")

@@ -7,9 +7,12 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from phenoseq.errors import PhenoseqError
 
+# Settings saved under an earlier name (model.json of phenoseq 0.1.0); read under the new one.
+RENAMED = {"rna_input": "rna_kind", "cells_per_well": "batch_cells_per_well"}
+
 # Allowed values of the text settings; numeric ranges are in ModelConfig._RANGES.
 CHOICES = {
-    "rna_input": ("counts", "expression"),
+    "rna_kind": ("counts", "expression"),
     "prediction": ("v", "eps"),
     "precision": ("bf16", "fp32"),
     "sampler": ("dpm++2m", "ddim"),
@@ -21,7 +24,7 @@ class ModelConfig:
     # RNA space
     n_latent: int = 50
     n_top_genes: int = 2000
-    rna_input: str = "counts"  # "counts" or "expression" (already normalised, e.g. bulk)
+    rna_kind: str = "counts"  # what the RNA file holds: "counts" or "expression" (already normalised, e.g. bulk)
     rna_embedding: str | None = None  # train in this obsm embedding (e.g. "X_embedding" from scGPT) instead of PCA
     # network
     dim: int = 128
@@ -37,7 +40,7 @@ class ModelConfig:
     context_dropout: float = 0.1  # for classifier-free guidance
     # training
     batch_size: int = 512
-    cells_per_well: int = 16  # RNA cells of one well in a batch (they share the well's encoded pool)
+    batch_cells_per_well: int = 16  # RNA cells of one well in a training batch (they share the well's encoded pool)
     lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 100
@@ -58,7 +61,7 @@ class ModelConfig:
         "n_latent": (1, None, False), "n_top_genes": (1, None, False), "dim": (1, None, False),
         "depth": (1, None, False), "heads": (1, None, False), "tokens": (1, None, False),
         "context_size": (1, None, False), "pool_size": (1, None, False), "context_dropout": (0, 1, False),
-        "batch_size": (1, None, False), "cells_per_well": (1, None, False), "lr": (0, None, True),
+        "batch_size": (1, None, False), "batch_cells_per_well": (1, None, False), "lr": (0, None, True),
         "weight_decay": (0, None, False), "warmup_steps": (0, None, False), "max_epochs": (1, None, False),
         "patience": (1, None, False), "time_limit": (0, None, True), "grad_clip": (0, None, True),
         "ema_decay": (0, 1, False), "steps": (1, None, False), "guidance": (0, None, False),

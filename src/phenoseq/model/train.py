@@ -24,10 +24,11 @@ VALIDATION_SEED = 12_345
 
 @dataclass
 class Split:
-    """RNA cells of one split: standardised latents ``(N, d)`` and each cell's well code ``(N,)``."""
+    """RNA cells of one split: standardised latents ``(N, d)`` and each cell's well code ``(N,)`` (its row in
+    :class:`~phenoseq.model.data.WellImaging`)."""
 
     latents: torch.Tensor
-    wells: np.ndarray
+    well_codes: np.ndarray
 
 
 @dataclass
@@ -115,7 +116,7 @@ class Trainer:
         """Mean loss of the EMA weights on the validation split, with fixed noise (comparable across epochs)."""
         rng = np.random.default_rng(VALIDATION_SEED)
         gen = torch.Generator().manual_seed(VALIDATION_SEED)
-        batches = WellBatches(val.wells, self.config.batch_size * 4, self.config.cells_per_well)
+        batches = WellBatches(val.well_codes, self.config.batch_size * 4, self.config.batch_cells_per_well)
         losses = []
         with autocast(self.config.precision):
             for wells, idx in batches.epoch(rng):
@@ -137,7 +138,7 @@ class Trainer:
         """
         c, s = self.config, self.state
         max_epochs = c.max_epochs if max_epochs is None else max_epochs
-        batches = WellBatches(train.wells, c.batch_size, c.cells_per_well)
+        batches = WellBatches(train.well_codes, c.batch_size, c.batch_cells_per_well)
         total_steps = c.max_epochs * batches.steps
         start = time.monotonic()
         self.net.train()

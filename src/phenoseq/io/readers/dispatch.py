@@ -78,6 +78,7 @@ def read_table(
     hygiene: Hygiene | None = None,
     preprocess: bool = True,
     progress: progress_mod.Progress | None = None,
+    standardise: bool = False,
     **options,
 ) -> ad.AnnData:
     """Read one input (or several of one kind) into phenoseq's standard AnnData.
@@ -96,9 +97,13 @@ def read_table(
     preprocess
         False reads CellProfiler profiles raw (no feature selection, no normalisation); other kinds are
         never transformed.
+    standardise
+        With ``kind="auto"``, bring ``.h5ad`` files into the standard layout (read them as ``scgenescope``)
+        instead of reading them as they are: what ``phenoseq convert`` does.
     **options
         Reader-specific: ``compartments`` (CellProfiler kinds), ``embedding`` and ``modality``
         (scgenescope), ``var_names`` (gct/gctx), ``sample_column``/``metadata_columns`` (expression).
+        ``None`` means the reader's default; an option given for a kind that does not take it is an error.
 
     Returns
     -------
@@ -113,7 +118,8 @@ def read_table(
         kinds = sorted({detect_kind(p) for p in paths})
         if len(kinds) > 1:
             raise PhenoseqError(f"inputs are of different kinds ({kinds}); convert one kind at a time.")
-        kind = kinds[0]
+        kind = "scgenescope" if kinds == ["h5ad"] and standardise else kinds[0]
+    options = {name: value for name, value in options.items() if value is not None}
     if kind not in KINDS:
         raise PhenoseqError(f"unknown input kind {kind!r}; choose one of {list(KINDS)}")
     if kind in IMAGING_KINDS:
@@ -140,7 +146,7 @@ def read_table(
         if unknown:
             raise PhenoseqError(f"option(s) {unknown} do not apply to scgenescope input; it takes ['embedding', 'modality'].")
         adata = read_h5ad(path)
-        modality = options.get("modality") or "auto"
+        modality = options.get("modality", "auto")
         if modality == "auto":
             modality = guess_modality(adata)
         return standardise_scgenescope(adata, modality, options.get("embedding"), keys, annotation, str(path))
