@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-from enum import Enum
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import typer
 
 from phenoseq.console import console
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries.")
-
-
-class Backend(str, Enum):
-    """Who measures the segmented objects (values match phenoseq.featurize.pipeline.BACKENDS)."""
-
-    phenoseq = "phenoseq"
-    cp_measure = "cp-measure"
 
 
 def featurize(
@@ -47,26 +38,18 @@ def featurize(
     max_diameter: float = typer.Option(80.0, help="Discard nuclei larger than this equivalent diameter (px)."),
     threshold: str = typer.Option("otsu", help="Nuclei threshold: 'otsu' or 'li' (minimum cross-entropy)."),
     keep_border: bool = typer.Option(False, help="Keep nuclei touching the field's border."),
-    backend: Backend = typer.Option(
-        Backend.phenoseq,
-        case_sensitive=False,
-        help="Measurements: 'phenoseq' (fast; its own TexturePhenoseq) or 'cp-measure' (CellProfiler's own "
-        "measurement code and names; slower; needs the cp-measure package: phenoseq's 'features' extra).",
-    ),
     no_texture: bool = typer.Option(False, "--no-texture", help="Skip Haralick texture (the slowest features)."),
     allow_empty_fields: bool = typer.Option(False, help="Skip fields with no nuclei instead of failing."),
     overwrite: bool = typer.Option(False, help="Replace --out if it exists."),
     quiet: bool = QUIET,
 ) -> None:
-    """Segment nuclei and cells in Cell Painting fields and measure them, CellProfiler-style (or with
-    CellProfiler's own measurement code: --backend cp-measure)."""
+    """Segment nuclei and cells in Cell Painting fields and measure them, CellProfiler-style."""
     from phenoseq.io.files import check_destination
     from phenoseq.featurize.images import parse_channels
-    from phenoseq.featurize.pipeline import FeaturizeOptions, check_backend, featurize_to_h5ad
+    from phenoseq.featurize.pipeline import FeaturizeOptions, featurize_to_h5ad
     from phenoseq.featurize.segment import SegmentationParams
     from phenoseq.progress import RichProgress
 
-    check_backend(backend.value)  # a missing cp-measure fails here, before any file is touched
     check_destination(out, overwrite=overwrite, inputs=(platemap,))
     options = FeaturizeOptions(
         nuclei_channel=nuclei_channel,
@@ -80,7 +63,6 @@ def featurize(
         ),
         texture=not no_texture,
         allow_empty_fields=allow_empty_fields,
-        backend=backend.value,
     )
     adata = featurize_to_h5ad(
         images_dir,
@@ -97,23 +79,5 @@ def featurize(
         console.print(f"wrote {out} ({adata.n_obs} cells × {adata.n_vars} features from {n_wells} well(s))")
 
 
-def _markup_safe_errors(command: Callable[..., None]) -> Callable[..., None]:
-    """Escape rich markup in the command's PhenoseqError messages: the CLI prints them as markup, which
-    would swallow the "[features]" of the install hint."""
-
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs) -> None:
-        from rich.markup import escape
-
-        from phenoseq.errors import PhenoseqError
-
-        try:
-            command(*args, **kwargs)
-        except PhenoseqError as exc:
-            raise PhenoseqError(escape(str(exc))) from exc
-
-    return wrapper
-
-
 def register(app: typer.Typer) -> None:
-    app.command("featurize")(_markup_safe_errors(featurize))
+    app.command()(featurize)
