@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -139,8 +140,7 @@ class PhenoSeq:
         """
         if self.screen is None:
             raise PhenoseqError("this model has no screen attached; use resume(screen) to continue training")
-        if max_epochs is not None and (isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1):
-            raise PhenoseqError(f"max_epochs must be a whole number >= 1, got {max_epochs!r}")
+        _check_count("max_epochs", max_epochs)
         if checkpoint_dir is not None and self.trainer.state.epoch == 0:
             existing = [f for f in ("model.safetensors", "model.json") if (Path(checkpoint_dir) / f).exists()]
             if existing:
@@ -186,8 +186,7 @@ class PhenoSeq:
 
     def denoiser_for_sampling(self) -> Denoiser:
         """The network with the best EMA weights (what generation uses)."""
-        net = Denoiser(self.rna_space.n_latent, len(self.feature_names), self.config.dim, self.config.depth,
-                       self.config.heads, self.config.tokens)
+        net = copy.deepcopy(self.denoiser)
         net.load_state_dict(self.trainer.best)
         return net.eval()
 
@@ -210,8 +209,7 @@ class PhenoSeq:
         if sampler not in SAMPLERS:
             raise PhenoseqError(f"unknown sampler {sampler!r}; choose one of {list(SAMPLERS)}")
         for name, value in (("cells_per_well", cells_per_well), ("steps", steps), ("context_size", context_size)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise PhenoseqError(f"{name} must be a whole number >= 1, got {value!r}")
+            _check_count(name, value)
         if guidance is not None and not (isinstance(guidance, (int, float)) and math.isfinite(guidance) and guidance >= 0):
             raise PhenoseqError(f"guidance must be a finite number >= 0 (1 = no guidance), got {guidance!r}")
         well_imaging = self._imaging(imaging, source)
@@ -311,3 +309,9 @@ class PhenoSeq:
                 f"{directory}: the checkpoint is incomplete or does not match its description ({type(exc).__name__}: {exc})"
             ) from exc
         return model
+
+
+def _check_count(name: str, value: int | None) -> None:
+    """``None`` (the default) or a whole number >= 1."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise PhenoseqError(f"{name} must be a whole number >= 1, got {value!r}")

@@ -59,6 +59,13 @@ def _write_error(exc: BaseException) -> OSError | None:
     return None
 
 
+def _refuse_inputs(path: Path, inputs: tuple, message: str) -> None:
+    """A derived file never replaces one of the files it was made from."""
+    for src in inputs:
+        if src is not None and Path(src).exists() and path.exists() and path.resolve() == Path(src).resolve():
+            raise PhenoseqError(f"{message}; choose another output path")
+
+
 def check_destination(path: str | os.PathLike, overwrite: bool = False, inputs: tuple = (), option: str = "--out",
                       folder: bool = False) -> Path:
     """Refuse, before any long work, an output that cannot or must not be written; return it as a Path.
@@ -68,9 +75,7 @@ def check_destination(path: str | os.PathLike, overwrite: bool = False, inputs: 
     cannot create files in (permissions, read-only or immutable file systems, ``/proc``).
     """
     path = Path(path)
-    for src in inputs:
-        if src is not None and Path(src).exists() and path.exists() and path.resolve() == Path(src).resolve():
-            raise PhenoseqError(f"{option} {path} is one of the inputs; choose another output path")
+    _refuse_inputs(path, inputs, f"{option} {path} is one of the inputs")
     if path.exists():
         if folder and not path.is_dir():
             raise PhenoseqError(f"{option} {path} is a file; give a folder (a new or an empty one)")
@@ -116,9 +121,7 @@ def atomic_path(path: str | os.PathLike, inputs: tuple = ()) -> Iterator[Path]:
     :class:`PhenoseqError` and nothing is left behind.
     """
     path = Path(path)
-    for src in inputs:
-        if src is not None and Path(src).exists() and path.exists() and path.resolve() == Path(src).resolve():
-            raise PhenoseqError(f"refusing to write {path}: it is one of the inputs; choose another output path")
+    _refuse_inputs(path, inputs, f"refusing to write {path}: it is one of the inputs")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_tmp(path)
