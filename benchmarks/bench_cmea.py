@@ -139,7 +139,7 @@ def main() -> None:
             n_train = len(held.wells_in("train"))
             if args.baselines_only:
                 space = RNASpace.fit(held.subset("rnaseq", held.wells_in("train")), args.n_latent,
-                                     input="expression", seed=seed)
+                                     kind="expression", seed=seed)
                 generators = standard_baselines(held, space)
             else:
                 from phenoseq import PhenoSeq
@@ -158,7 +158,7 @@ def main() -> None:
 
         def fit_fullrank(held, seed: int = seed) -> dict:
             rna = held.subset("rnaseq", held.wells_in("train"))
-            space = RNASpace.fit(rna, n_latent=rna.n_obs, input="expression", seed=seed)  # capped at n_train - 1
+            space = RNASpace.fit(rna, n_latent=rna.n_obs, kind="expression", seed=seed)  # capped at n_train - 1
             return {"ridge": RidgeBaseline(held, space), "nearest_well": NearestWellBaseline(held, space)}
 
         t = time.perf_counter()

@@ -11,7 +11,7 @@ from phenoseq.errors import PhenoseqError
 
 __version__ = "0.1.0"
 
-__all__ = ["PhenoseqError", "PhenoSeq", "__version__"]
+__all__ = ["PhenoseqError", "PhenoSeq", "pl", "__version__"]
 
 
 def __getattr__(name: str):
@@ -20,4 +20,8 @@ def __getattr__(name: str):
         from phenoseq.phenoseq import PhenoSeq
 
         return PhenoSeq
+    if name == "pl":  # plotting, scanpy-style: phenoseq.pl.scaled_scores(result), ...
+        import phenoseq.pl as pl
+
+        return pl
     raise AttributeError(f"module 'phenoseq' has no attribute {name!r}")

@@ -67,7 +67,7 @@ class PhenoSeq:
         if config.rna_embedding:
             rna_space = EmbeddingSpace.fit(rna_train, config.rna_embedding)
         else:
-            rna_space = RNASpace.fit(rna_train, config.n_latent, config.n_top_genes, input=config.rna_kind, seed=seed)
+            rna_space = RNASpace.fit(rna_train, config.n_latent, config.n_top_genes, kind=config.rna_kind, seed=seed)
         img_train = screen.subset("imaging", train_wells)
         imaging_scaler = Standardiser.fit(img_train.X)
         ood = OODScorer.fit(imaging_scaler(img_train.X), img_train.obs[k.sample].astype(str).to_numpy())

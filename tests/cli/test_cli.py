@@ -98,10 +98,12 @@ def test_split_map_and_unseen_treatments_on_the_command_line(screen_dir, tmp_pat
 
 def test_cli_choices_match_the_library():
     """The CLI's enums are written out (so --help needs no torch import); they must list what the library takes."""
-    from phenoseq.cli.options import InputKind, Preset, Sampler
+    from phenoseq.cli.options import Backend, InputKind, Preset, Sampler
+    from phenoseq.featurize.pipeline import BACKENDS
     from phenoseq.io.readers.dispatch import KINDS
     from phenoseq.model.config import CHOICES, PRESETS
 
     assert [p.value for p in Preset] == list(PRESETS)
     assert [s.value for s in Sampler] == list(CHOICES["sampler"])
     assert [k.value for k in InputKind] == ["auto", *KINDS]
+    assert [b.value for b in Backend] == list(BACKENDS)

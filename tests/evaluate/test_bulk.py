@@ -63,7 +63,7 @@ def screen(bulk_files, converted):
 def space(screen):
     from phenoseq.rna.space import RNASpace
 
-    return RNASpace.fit(screen.subset("rnaseq", screen.wells_in("train")), n_latent=8, input="expression")
+    return RNASpace.fit(screen.subset("rnaseq", screen.wells_in("train")), n_latent=8, kind="expression")
 
 
 def profile_generator(screen, space, source_of: dict[str, str], cells: int = 2):

@@ -34,7 +34,7 @@ def test_cmea_unseen_baselines(cmea_screen):
     from phenoseq.rna.space import RNASpace
 
     def fit(held):
-        space = RNASpace.fit(held.subset("rnaseq", held.wells_in("train")), n_latent=16, input="expression")
+        space = RNASpace.fit(held.subset("rnaseq", held.wells_in("train")), n_latent=16, kind="expression")
         return standard_baselines(held, space)
 
     result = evaluate_unseen(cmea_screen, fit, n_folds=3, config=BenchmarkConfig(seed=0, cells_per_well=1))

@@ -145,4 +145,5 @@ def test_cli_featurizes_with_platemap(tmp_path):
 
     adata = ad.read_h5ad(out)
     assert dict(zip(adata.obs["Metadata_Well"], adata.obs["Treatment"])) == {"A01": "DMSO", "B02": "drug"}
-    assert not any("_Texture_" in v for v in adata.var_names)
+    assert not any("Texture" in v for v in adata.var_names)
+    assert adata.uns["featurize"]["backend"] == "phenoseq"

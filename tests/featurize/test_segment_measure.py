@@ -53,7 +53,19 @@ def test_disc_area_and_constant_intensity_are_exact():
     assert f["Nuclei_Intensity_StdIntensity_DNA"][0] == pytest.approx(0.0, abs=1e-6)
     assert f["Nuclei_Intensity_IntegratedIntensity_DNA"][0] == pytest.approx(0.4 * mask.sum(), rel=1e-6)
     assert f["Nuclei_Intensity_MassDisplacement_DNA"][0] == pytest.approx(0.0, abs=1e-6)
-    assert f["Nuclei_Texture_Contrast_DNA_3"][0] == 0.0  # a flat object has no texture
+    assert f["Nuclei_TexturePhenoseq_Contrast_DNA_3"][0] == 0.0  # a flat object has no texture
+
+
+def test_own_texture_does_not_carry_cellprofilers_name():
+    # phenoseq's Haralick features are not CellProfiler's (different quantisation): a CellProfiler-aware
+    # reader must not take them for "Texture".
+    rng = np.random.default_rng(0)
+    mask = disc((40, 40), (20, 20), 12)
+    f = measure_compartment(mask.astype(np.int32), 1, {"DNA": rng.random((40, 40))}, "Nuclei")
+    texture = [k for k in f if "Texture" in k]
+    assert len(texture) == 6 and all(k.startswith("Nuclei_TexturePhenoseq_") for k in texture)
+    assert not any("_Texture_" in k for k in f)
+    assert 0 < f["Nuclei_TexturePhenoseq_AngularSecondMoment_DNA_3"][0] < 1
 
 
 def test_intensity_quantiles_and_mass_displacement_on_a_ramp():
@@ -110,3 +122,14 @@ def test_cells_without_body_image_are_expanded_nuclei():
     nuclei[disc((40, 40), (20, 20), 4)] = 1
     cells = segment_cells(nuclei, None, SegmentationParams(cell_expansion=5))
     assert (cells == 1).sum() == pytest.approx(np.pi * 9**2, rel=0.1)
+
+
+def test_radial_rings_of_an_object_cut_by_the_field_border():
+    # As in CellProfiler, the field's border is not an object edge: a disc cut in half along its diameter
+    # by the border keeps its centre on the border, so its rings hold a full disc's shares.
+    full = disc((101, 101), (50, 50), 40)
+    half = full[50:]
+    frac, _ = radial_fractions(np.ones(half.shape), half, n_bins=4, open_sides=(True, False, False, False))
+    np.testing.assert_allclose(frac, np.array([1, 3, 5, 7]) / 16, atol=0.03)
+    closed, _ = radial_fractions(np.ones(half.shape), half, n_bins=4)
+    assert abs(closed[0] - frac[0]) > 0.02  # the closed-edge centre sits inside instead

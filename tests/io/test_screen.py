@@ -205,3 +205,55 @@ def test_hold_out_keeps_two_training_wells(small_screen):
     with pytest.raises(PhenoseqError, match=r"leaves 1 training well\(s\); at least 2 are needed"):
         small_screen.hold_out(treatments[1:])
     assert len(small_screen.hold_out(treatments[2:]).wells_in("train")) == 2
+
+
+def _counts_in_layer(rnaseq):
+    """X log-normalised, raw counts in layers['counts']: how many processed files arrive."""
+    rnaseq.layers["counts"] = rnaseq.X.copy()
+    rnaseq.X = sp.csr_matrix(np.log1p(rnaseq.X.toarray()))
+    return rnaseq
+
+
+def test_rna_counts_from_a_layer(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    raw = rnaseq.X.copy()
+    _counts_in_layer(rnaseq)
+    with pytest.raises(PhenoseqError, match=r"rnaseq: X has \d+ non-integer values.*--layer counts \(API: rna_layer='counts'\)"
+                       r".*This file has layers \['counts'\]"):
+        PairedScreen(imaging, rnaseq)
+    logged = rnaseq.X.copy()
+    screen = PairedScreen(imaging, rnaseq, rna_layer="counts")
+    assert len(screen.wells) == 140
+    assert (screen.rnaseq.X != raw).nnz == 0  # the layer stands in for X everywhere downstream
+    assert (rnaseq.X != logged).nnz == 0 and "counts" in rnaseq.layers  # the input is left as it was
+
+
+def test_missing_or_bad_rna_layer(small_screen_data):
+    imaging, rnaseq = copies(small_screen_data)
+    rnaseq.layers["spliced"] = rnaseq.X.copy()
+    with pytest.raises(PhenoseqError, match=r"rnaseq: has no layers\['counts'\] .*its layers are \['spliced'\]"):
+        PairedScreen(imaging, rnaseq, rna_layer="counts")
+    rnaseq.layers["counts"] = sp.csr_matrix(np.log1p(rnaseq.X.toarray()))
+    with pytest.raises(PhenoseqError, match=r"rnaseq: layers\['counts'\] has \d+ non-integer values"):
+        PairedScreen(imaging, rnaseq, rna_layer="counts")
+
+
+def test_read_and_summarise_with_a_layer(tmp_path, small_screen_data):
+    from phenoseq.io.summary import summarise_files
+
+    imaging, rnaseq = copies(small_screen_data)
+    _counts_in_layer(rnaseq)
+    img_path, rna_path = tmp_path / "imaging.h5ad", tmp_path / "rnaseq.h5ad"
+    imaging.write_h5ad(img_path)
+    rnaseq.write_h5ad(rna_path)
+    screen = PairedScreen.read(img_path, rna_path, rna_layer="counts")
+    assert screen.summary()["genes"] == 300
+    keys = ScreenKeys()
+    for files in ([img_path, rna_path], [rna_path, img_path]):  # the file with the layer is the RNA file
+        summary = summarise_files(files, keys, rna_layer="counts")
+        assert summary["problems"] == [] and summary["paired"]["wells"] == 140
+        assert summary["rnaseq"]["file"] == str(rna_path)
+    assert summarise_files([rna_path], keys, rna_layer="counts")["problems"] == []
+    assert any("--layer counts" in p for p in summarise_files([img_path, rna_path], keys)["problems"])
+    with pytest.raises(PhenoseqError, match=r"no file has layers\['raw'\].*rnaseq.h5ad has \['counts'\]"):
+        summarise_files([img_path, rna_path], keys, rna_layer="raw")

@@ -86,5 +86,5 @@ def bulk(screen_data, config):
     rna = rnaseq.copy()
     rna.X = log_normalise(rna.X)
     screen = PairedScreen(aggregate_wells(imaging), aggregate_wells(rna), rna_kind="expression")
-    space = _space(screen, input="expression")
+    space = _space(screen, kind="expression")
     return evaluate(screen, space, standard_baselines(screen, space), config=config)

@@ -40,8 +40,11 @@ def _has_methods(page: str, metrics: dict) -> bool:
 
 def test_seen_report_leads_with_wells_then_identification(seen, seen_page):
     page = seen_page
-    assert _sections(page) == ["methods", "wells", "identification", "accuracy", "confusion", "embedding", "fidelity"]
-    assert _images(page) == ["scaled scores", "accuracy test", "gap recovered", "confusion matrices", "embedding"]
+    assert _sections(page) == ["methods", "wells", "identification", "accuracy", "confusion", "changes", "embedding",
+                               "fidelity", "training"]
+    assert _images(page) == ["scaled scores", "accuracy test", "gap recovered", "confusion matrices",
+                             "mean change scatter", "treatment fidelity", "embedding by source",
+                             "embedding by treatment"]
     assert _has_methods(page, seen.metrics) and "shuffled_ridge" in page and "training_mean" in page
     # the three gaps, in order, the paper-style one labelled as such
     heads = [page.index(h) for h in ("Headline: matched context", "Single cells against matched morphology",
@@ -61,15 +64,16 @@ def test_seen_report_rerenders_from_saved_results(seen, seen_page, tmp_path):
     assert _render(read_results(tmp_path / "m"), tmp_path / "r1") == seen_page
     (tmp_path / "m" / "arrays.npz").unlink()  # metrics alone still give the tables and the bar charts
     page = _render(read_results(tmp_path / "m"), tmp_path / "r2")
-    assert _images(page) == ["scaled scores", "accuracy test", "gap recovered"]
+    assert _images(page) == ["scaled scores", "accuracy test", "gap recovered", "treatment fidelity"]
     assert "Confusion matrices not drawn: arrays.npz was not found" in page
+    assert "The gene-level scatter not drawn" in page
     assert "Embedding not drawn: arrays.npz was not found" in page
 
 
 def test_unseen_report(unseen, tmp_path):
     page = _render(unseen, tmp_path)
-    assert _sections(page) == ["methods", "wells", "identification", "fidelity"]
-    assert _images(page) == ["scaled scores"]
+    assert _sections(page) == ["methods", "wells", "identification", "changes", "fidelity", "training"]
+    assert _images(page) == ["scaled scores", "treatment fidelity"]  # the folds keep no arrays: no scatter
     assert "never seen in training" in page and "split into 2 folds" in page
     assert "cannot name a treatment it never saw" in page
     assert "unseen compounds (<code>unseen</code>)" in page
@@ -78,8 +82,8 @@ def test_unseen_report(unseen, tmp_path):
 
 def test_bulk_report(bulk, tmp_path):
     page = _render(bulk, tmp_path)
-    assert _sections(page) == ["methods", "wells"]
-    assert _images(page) == ["scaled scores"]
+    assert _sections(page) == ["methods", "wells", "changes", "training"]
+    assert _images(page) == ["scaled scores", "mean change scatter", "treatment fidelity"]
     assert "Bulk mode" in page and "<th>energy ratio</th>" not in page
     assert _has_methods(page, bulk.metrics) and "nearest_well" in bulk.metrics["methods"]
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # written atomically: no temporary file left
@@ -97,7 +101,7 @@ def test_bulk_report_without_replicates_says_na(bulk, tmp_path):
     m["scaled"] = scaled_scores(m["wells"], m["methods"])
     write_results(BenchmarkResult(metrics=m), tmp_path / "m")
     page = _render(read_results(tmp_path / "m"), tmp_path / "r")
-    assert _images(page) == []
+    assert _images(page) == ["treatment fidelity"]  # saved without arrays: no scatter; no replicate: no dashes
     assert "No replicate wells on this split: scaled scores are n/a." in page
     shown = sum(len(scaled_metrics(m, split)) for split in m["splits"]) * len(m["methods"])
     assert page.count("<td>n/a</td>") == shown
@@ -118,7 +122,7 @@ def test_missing_values_read_na(seen, tmp_path):
 
     page = _render(BenchmarkResult(metrics=m), tmp_path)
     assert "n/a [" not in page and "<td>n/a</td>" in page and "n/a / n/a" in page
-    assert _images(page) == ["scaled scores", "accuracy test", "gap recovered"]
+    assert _images(page) == ["scaled scores", "accuracy test", "gap recovered", "treatment fidelity"]
 
 
 @pytest.mark.parametrize("method, model, expected", [

@@ -53,7 +53,7 @@ def test_featurize_round_trip_gives_standard_keys(tiny_images):
     assert adata.obs["Metadata_Well"].nunique() == 6
     assert adata.obs.groupby("Sample_ID", observed=True).size().min() >= 4
     assert adata.uns["featurize"]["cell_channel"] == "AGP"
-    assert {"Nuclei_AreaShape_Area", "Cells_Intensity_MeanIntensity_Mito", "Cytoplasm_Texture_Contrast_ER_3"} <= set(
+    assert {"Nuclei_AreaShape_Area", "Cells_Intensity_MeanIntensity_Mito", "Cytoplasm_TexturePhenoseq_Contrast_ER_3"} <= set(
         adata.var_names
     )
     assert np.isfinite(adata.X).all()

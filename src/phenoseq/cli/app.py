@@ -6,6 +6,7 @@ import signal
 import sys
 
 import typer
+from rich.markup import escape
 
 from phenoseq.cli import commands_data, commands_evaluate, commands_featurize, commands_inputs, commands_model
 from phenoseq.errors import PhenoseqError
@@ -33,7 +34,8 @@ def run(*args) -> int:
     except PhenoseqError as exc:
         from phenoseq.console import err_console
 
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # escape: messages quote user text and install hints ("phenoseq[features]") that rich would take as markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except SystemExit as exc:  # click always ends this way in standalone mode
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

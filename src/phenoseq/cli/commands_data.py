@@ -11,6 +11,7 @@ from phenoseq.console import console, err_console
 from phenoseq.cli.options import (
     BATCH_KEY,
     GROUP_KEY,
+    LAYER,
     QUIET,
     REPLICATE_KEY,
     SAMPLE_KEY,
@@ -75,6 +76,7 @@ def info(
     allow_unseen: bool = typer.Option(False, help="Accept treatments with no training well (unseen compounds)."),
     drop_unpaired: bool = typer.Option(False, help="Drop wells present in one modality only instead of failing."),
     expression: bool = typer.Option(False, help="The RNA file holds normalised expression (e.g. bulk), not counts."),
+    layer: Optional[str] = LAYER,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Validate and summarise a screen: wells, cells per well, treatments, splits, problems found."""
@@ -82,7 +84,7 @@ def info(
 
     keys = screen_keys(sample_key, treatment_key, replicate_key, batch_key, group_key, splits)
     summary = summarise_files(files, keys, drop_unpaired=drop_unpaired, rna_kind="expression" if expression else "counts",
-                              allow_unseen=allow_unseen)
+                              allow_unseen=allow_unseen, rna_layer=layer)
     if as_json:
         import json
 

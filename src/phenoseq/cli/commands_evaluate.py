@@ -11,6 +11,7 @@ from phenoseq.console import console, err_console
 from phenoseq.cli.options import (
     BATCH_KEY,
     GROUP_KEY,
+    LAYER,
     QUIET,
     REPLICATE_KEY,
     SAMPLE_KEY,
@@ -67,6 +68,7 @@ def evaluate(
                                           "mechanism of action (adds MoA retrieval)."),
     expression: bool = typer.Option(False, "--expression", help="Bulk mode: the RNA file holds one normalised profile "
                                     "per sample. Chosen automatically when the model's RNA space takes expression."),
+    layer: Optional[str] = LAYER,
     out: Path = typer.Option(..., "--out", "-o", help="Folder for metrics.json and arrays.npz."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write report.html into this folder."),
     cells_per_set: int = typer.Option(10, "--cells-per-set", help="Cells per matched-context set."),
@@ -126,12 +128,12 @@ def evaluate(
         space = trained.rna_space
     else:
         space = RNASpace.load(rna_space) if rna_space is not None else None
-    if space is not None and getattr(space, "input", "counts") == "expression" and not expression:
+    if space is not None and getattr(space, "kind", "counts") == "expression" and not expression:
         err_console.print("the RNA space takes normalised expression: evaluating in bulk mode (--expression)")
         expression = True
     screen = PairedScreen.read(imaging, rnaseq, keys=keys, unpaired="drop" if drop_unpaired else "error",
                                rna_kind="expression" if expression else "counts",
-                               allow_unseen=unseen_folds is not None)
+                               allow_unseen=unseen_folds is not None, rna_layer=layer)
     sets = _read_synthetic_sets(named)
     if unseen_folds is not None:
         def fit(held: PairedScreen) -> dict:
@@ -144,7 +146,7 @@ def evaluate(
                 fold_space = RNASpace.fit(held.subset("rnaseq", held.wells_in("train")),
                                           n_latent=space.n_latent if space is not None else 50,
                                           n_top_genes=len(space.genes) if space is not None else 2000,
-                                          input="expression" if expression else "counts", seed=seed)
+                                          kind="expression" if expression else "counts", seed=seed)
             return standard_baselines(held, fold_space, main) if baselines or main is None else {main.name: main}
 
         result = evaluate_unseen(screen, fit, unseen_folds, config, moa_key, progress)

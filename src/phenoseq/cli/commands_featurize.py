@@ -7,9 +7,8 @@ from typing import Optional
 
 import typer
 
+from phenoseq.cli.options import QUIET, Backend
 from phenoseq.console import console
-
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or summaries.")
 
 
 def featurize(
@@ -38,19 +37,25 @@ def featurize(
     max_diameter: float = typer.Option(80.0, help="Discard nuclei larger than this equivalent diameter (px)."),
     threshold: str = typer.Option("otsu", help="Nuclei threshold: 'otsu' or 'li' (minimum cross-entropy)."),
     keep_border: bool = typer.Option(False, help="Keep nuclei touching the field's border."),
+    backend: Backend = typer.Option(
+        Backend.phenoseq,
+        help="Measurements: 'phenoseq' (built in; its texture is its own, named TexturePhenoseq) or 'cp-measure' "
+        "(CellProfiler's own code and names; pip install \"phenoseq[features]\").",
+    ),
     no_texture: bool = typer.Option(False, "--no-texture", help="Skip Haralick texture (the slowest features)."),
     allow_empty_fields: bool = typer.Option(False, help="Skip fields with no nuclei instead of failing."),
     overwrite: bool = typer.Option(False, help="Replace --out if it exists."),
     quiet: bool = QUIET,
 ) -> None:
-    """Segment nuclei and cells in Cell Painting fields and measure them, CellProfiler-style."""
+    """Segment nuclei and cells in Cell Painting fields and measure each cell (shape, intensity, texture, radial)."""
     from phenoseq.io.files import check_destination
     from phenoseq.featurize.images import parse_channels
-    from phenoseq.featurize.pipeline import FeaturizeOptions, featurize_to_h5ad
+    from phenoseq.featurize.pipeline import FeaturizeOptions, check_backend, featurize_to_h5ad
     from phenoseq.featurize.segment import SegmentationParams
     from phenoseq.progress import RichProgress
 
     check_destination(out, overwrite=overwrite, inputs=(platemap,))
+    check_backend(backend.value)
     options = FeaturizeOptions(
         nuclei_channel=nuclei_channel,
         cell_channel=None if cell_channel.lower() == "none" else cell_channel,
@@ -63,6 +68,7 @@ def featurize(
         ),
         texture=not no_texture,
         allow_empty_fields=allow_empty_fields,
+        backend=backend.value,
     )
     adata = featurize_to_h5ad(
         images_dir,

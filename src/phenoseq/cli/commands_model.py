@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from phenoseq.cli.options import (
     BATCH_KEY,
     GROUP_KEY,
+    LAYER,
     QUIET,
     REPLICATE_KEY,
     SAMPLE_KEY,
@@ -52,6 +54,7 @@ def train(
     resume: bool = typer.Option(False, help="Continue the interrupted run saved in --out."),
     drop_unpaired: bool = typer.Option(False, help="Drop wells present in one modality only."),
     expression: bool = typer.Option(False, help="The RNA file holds normalised expression (e.g. bulk), not counts."),
+    layer: Optional[str] = LAYER,
     rna_embedding: Optional[str] = typer.Option(None, help="Train in this obsm embedding of the RNA file (e.g. "
                                                 "X_embedding holding scGPT) instead of the PCA space of X."),
     set_: list[str] = typer.Option([], "--set", help="Override a model setting, e.g. --set context_size=32."),
@@ -95,9 +98,9 @@ def train(
         raise PhenoseqError("--resume continues with the run's own settings; drop --set / --time-limit")
     check_destination(out, overwrite=True, inputs=(imaging, rnaseq), folder=True)
     screen = PairedScreen.read(imaging, rnaseq, keys=keys, unpaired="drop" if drop_unpaired else "error",
-                               rna_kind="expression" if expression else "counts", allow_unseen=allow_unseen)
+                               rna_kind="expression" if expression else "counts", allow_unseen=allow_unseen, rna_layer=layer)
     for warning in screen.warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     progress = RichProgress(quiet)
     if model is not None:
         model.resume(screen, progress=progress, max_epochs=max_epochs, checkpoint_dir=out)

@@ -53,7 +53,16 @@ class NormalizeAgainst(str, enum.Enum):
     all = "all"
 
 
+class Backend(str, enum.Enum):
+    """Measurement backends of ``featurize`` (:data:`phenoseq.featurize.pipeline.BACKENDS`)."""
+
+    phenoseq = "phenoseq"
+    cp_measure = "cp-measure"
+
+
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or tables.")
+LAYER = typer.Option(None, "--layer", help="Read the RNA values from this layer of the RNA file (e.g. counts, when X "
+                     "holds log-normalised values) instead of X.")
 SAMPLE_KEY = typer.Option("Sample_ID", help="obs column naming the well/sample.")
 TREATMENT_KEY = typer.Option("Treatment", help="obs column naming the treatment.")
 REPLICATE_KEY = typer.Option("Replicate", help="obs column naming the replicate.")

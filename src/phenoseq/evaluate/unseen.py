@@ -68,7 +68,9 @@ def evaluate_unseen(screen: PairedScreen, fit: Fit, n_folds: int = 3, config: Be
     if "fidelity" in metrics:
         metrics["fidelity"] = {m: {UNSEEN: _mean_fidelity([r.metrics["fidelity"][m][UNSEEN] for r in results])}
                                for m in methods}
+    # Both hold one fold's cells and features, which the merged result has no arrays for.
     metrics.pop("embedding", None)
+    metrics.pop("mean_change", None)
     metrics["protocol"] = UNSEEN
     metrics["unseen"] = {"n_folds": n_folds, "folds": folds}
     synthetic = {f"{m}@fold{i}": s for i, r in enumerate(results) for m, s in r.synthetic.items()}

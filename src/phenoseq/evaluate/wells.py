@@ -32,7 +32,7 @@ import numpy as np
 
 from phenoseq.generate.output import LATENT_KEY
 from phenoseq.groups import group_means
-from phenoseq.io.screen import PairedScreen
+from phenoseq.io.screen import CONTROL, PairedScreen
 from phenoseq.rna.space import RNASpace
 
 REPLICATE = "replicate"
@@ -286,3 +286,116 @@ def ranking_groups(screen: PairedScreen, wells: list[str]) -> dict[str, str]:
     """Each well's ranking group: its split and replicate."""
     w = screen.wells
     return {x: f"{w.loc[x, 'split']}:{w.loc[x, screen.keys.replicate]}" for x in wells}
+
+
+# ---- what the report's figures need beyond the summaries: a sample of the changes, the treatments ----
+
+CHANGE_WELLS = 48  # wells kept per method for the predicted-vs-measured change scatter
+CHANGE_FEATURES = 200  # genes (or latent dimensions) kept per well: the ones whose measured change varies most
+VISIBLE_KEY = "morphology_visible"  # obs column (per treatment) saying whether its morphology changes
+
+
+@dataclass
+class ChangeSample:
+    """Predicted and measured well-mean changes from the training mean for a bounded set of wells and features,
+    so that ``arrays.npz`` stays small. ``rows``/``cols`` index the split's wells and the space's features."""
+
+    split: str
+    space: str  # "genes" or "latent"
+    wells: list[str]
+    features: list[str]
+    rows: np.ndarray
+    cols: np.ndarray
+    origin: np.ndarray
+    real_full: np.ndarray  # the split's real profiles, for the nil-change scale of :func:`changes`
+    predicted: dict[str, np.ndarray]
+
+    @classmethod
+    def choose(cls, split: str, real: WellProfiles, origins: Origins, space: RNASpace,
+               max_wells: int = CHANGE_WELLS, max_features: int = CHANGE_FEATURES) -> "ChangeSample":
+        """Evenly spaced wells of ``real`` (sorted ids: spread over treatments, no randomness) and the features
+        whose measured change varies most across them; gene space when there is one, as the scores use."""
+        genes = real.genes is not None and origins.genes is not None
+        X, origin = (real.genes, origins.genes) if genes else (real.latent, origins.latent)
+        n = len(real.wells)
+        rows = np.unique(np.linspace(0, n - 1, min(n, max_wells)).round().astype(int))
+        spread = (X[rows] - origin).var(axis=0)
+        cols = np.sort(np.argsort(-spread, kind="stable")[:max_features])
+        names = list(space.genes) if genes else [f"latent {i + 1}" for i in range(X.shape[1])]
+        return cls(split, "genes" if genes else "latent", [real.wells[i] for i in rows], [names[j] for j in cols],
+                   rows, cols, origin, X, {})
+
+    def add(self, name: str, profiles: WellProfiles) -> None:
+        """Keep the change of ``profiles`` (the split's wells, same order as the real ones) under ``name``."""
+        P = profiles.genes if self.space == "genes" else profiles.latent
+        if P is not None:
+            self.predicted[name] = changes(P, self.real_full, self.origin)[self.rows][:, self.cols]
+
+    def export(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The ``mean_change`` metrics entry and its arrays (float32)."""
+        meta = {"split": self.split, "space": self.space, "wells": self.wells, "features": self.features,
+                "methods": list(self.predicted)}
+        arrays = {"mean_change_real": (self.real_full[self.rows] - self.origin)[:, self.cols].astype(np.float32)}
+        arrays |= {f"mean_change__{m}": p.astype(np.float32) for m, p in self.predicted.items()}
+        return meta, arrays
+
+
+def treatment_info(screen: PairedScreen) -> dict:
+    """Per well its treatment, per treatment how much it changes morphology and, when the data say so, whether
+    its morphology is visible: what the per-treatment fidelity figure needs (``treatment_info`` in metrics).
+
+    ``morphology_effect``: median over the treatment's wells of the distance between the well's mean imaging
+    profile (features scaled by their spread over training cells) and the mean of the control wells, over the
+    median such distance of a control well: 1 = no more different from the controls than a control well. It
+    reads imaging only, which every method is given. Absent without two control wells. ``controls``: the
+    control treatments (e.g. DMSO), which neither are nor lack a morphological effect.
+    """
+    k = screen.keys
+    w = screen.wells
+    wells = w.index.astype(str).tolist()
+    treatment_of = dict(zip(wells, w[k.treatment].astype(str)))
+    controls = [x for x, g in zip(wells, w[k.group].astype(str)) if g == CONTROL]
+    out: dict = {"well_treatment": treatment_of, "controls": sorted({treatment_of[x] for x in controls})}
+    if len(controls) >= 2:
+        img = screen.imaging
+        labels = img.obs[k.sample].astype(str).to_numpy()
+        train = np.isin(labels, screen.wells_in("train"))
+        scale = np.asarray(img.X[train]).std(axis=0)
+        means = group_means(img.X, labels, wells)[1] / np.where(scale > 0, scale, 1.0)
+        ctrl = np.isin(wells, controls)
+        dist = np.linalg.norm(means - means[ctrl].mean(axis=0), axis=1)
+        unit = float(np.median(dist[ctrl])) or 1.0
+        per = {}
+        for x, d in zip(wells, dist):
+            per.setdefault(treatment_of[x], []).append(d / unit)
+        out["morphology_effect"] = {t: float(np.median(v)) for t, v in sorted(per.items())}
+    visible = _visible(screen, treatment_of)
+    if visible:
+        out["morphology_visible"] = visible
+    return out
+
+
+def _visible(screen: PairedScreen, treatment_of: dict[str, str]) -> dict[str, bool]:
+    """Treatment → morphology visible, from an obs column :data:`VISIBLE_KEY` of either modality (e.g. a
+    simulated screen's ground truth), else ``uns["simulation"]["moa_visible"]`` (MoA → flag) with a ``MoA`` column."""
+    k = screen.keys
+    for adata in (screen.imaging, screen.rnaseq):
+        obs = adata.obs
+        if VISIBLE_KEY in obs.columns:
+            first = obs.groupby(k.sample, observed=True)[VISIBLE_KEY].first()
+            return {treatment_of[s]: _truthy(v) for s, v in first.items() if s in treatment_of and not _isna(v)}
+        moa_visible = (adata.uns.get("simulation") or {}).get("moa_visible")
+        if moa_visible and "MoA" in obs.columns:
+            moa_visible = {str(m): _truthy(v) for m, v in moa_visible.items()}
+            moa = obs.groupby(k.sample, observed=True)["MoA"].first().astype(str)
+            return {treatment_of[s]: moa_visible[m] for s, m in moa.items() if s in treatment_of and m in moa_visible}
+    return {}
+
+
+def _truthy(value) -> bool:
+    """A flag read from a file: ``True``, ``1`` and the strings "true"/"1"/"yes" are true."""
+    return str(value).strip().lower() in ("true", "1", "yes", "1.0")
+
+
+def _isna(value) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))

@@ -22,6 +22,18 @@ and the real-replicate reference by the same code:
     fidelity[method][split] = {localisation, gene_pearson_median, n_genes}   (single-cell)
     embedding = {split, sources, explained_variance}                         (single-cell)
     unseen = {n_folds, folds: [[treatment, ...], ...]}                       (unseen protocol)
+
+Added for the report's figures and :mod:`phenoseq.pl` (all optional: results without them still load and
+render, with a note in place of the figure)::
+
+    mean_change = {split, space ("genes" | "latent"), wells: [...], features: [...], methods: [...]}
+        the bounded sample (wells.ChangeSample: at most 48 wells, 200 features) whose changes from the training
+        mean are the arrays mean_change_real and mean_change__<method>, (n_wells, n_features) float32
+    treatment_info = {well_treatment {well: treatment}, controls [treatment, ...],
+                      morphology_effect {treatment: x}      (1 = as far from the control wells as a control well;
+                                                             absent without two control wells),
+                      morphology_visible {treatment: bool}} (only when the data mark it: wells.VISIBLE_KEY)
+    history[method] = [{epoch, train_loss, val_loss}, ...]   (generators with a ``history``, e.g. PhenoSeq)
 """
 
 from __future__ import annotations
@@ -50,8 +62,9 @@ SINGLE_CELL, BULK = "single-cell", "bulk"
 
 @dataclass
 class BenchmarkResult:
-    """``metrics``: the JSON-able results (layout in the module docstring); ``arrays``: confusion matrices and
-    embedding coordinates the report draws; ``synthetic``: the cells evaluated (not saved)."""
+    """``metrics``: the JSON-able results (layout in the module docstring); ``arrays``: confusion matrices,
+    embedding coordinates and the sampled mean changes the report draws; ``synthetic``: the cells evaluated
+    (not saved)."""
 
     metrics: dict
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
@@ -155,13 +168,19 @@ def evaluate(
     replicate_of = W.replicate_wells(screen, scored)
     real = W.real_profiles(screen, rna_space, scored)
     wells_metrics: dict = {m: {} for m in [*methods, W.REPLICATE]}
+    figure_split = "test" if "test" in splits else splits[0]  # the split the report's cell-level figures show
+    change_sample = None
     for split in _progress.get(progress).track(splits, "well-level scores"):
         ws = sorted(screen.wells_in(split))
         groups = W.ranking_groups(screen, ws)
         real_s = real.take(ws)
+        if split == figure_split:
+            change_sample = W.ChangeSample.choose(split, real_s, origins, rna_space)
         for m in methods:
             pred = W.synthetic_profiles(synthetic[m], rna_space, k.sample, ws)
             wells_metrics[m][split] = W.score_wells(pred, real_s, origins, groups, moa)
+            if split == figure_split:
+                change_sample.add(m, pred)
         with_rep = [w for w in ws if w in replicate_of]
         if with_rep:
             rep = W.real_profiles(screen, rna_space, [replicate_of[w] for w in with_rep])
@@ -177,7 +196,12 @@ def evaluate(
         "splits": {s: {"label": bench.SPLIT_LABELS.get(s, s), "n_wells": len(screen.wells_in(s))} for s in splits},
         "config": config.to_dict() | {"moa_key": moa_key},
         "settings": {m: jsonable(dict(synthetic[m].uns.get("phenoseq", {}))) for m in methods},
+        "treatment_info": W.treatment_info(screen),
     }
+    history = {name: _history(g) for name, g in generators.items() if name in methods}
+    if any(history.values()):
+        metrics["history"] = {name: h for name, h in history.items() if h}
+    metrics["mean_change"], figure_arrays = change_sample.export()
     arrays: dict[str, np.ndarray] = {}
     if mode == SINGLE_CELL:
         contexts, sets = None, {}
@@ -204,12 +228,21 @@ def evaluate(
             accuracy, gap, arrays = bench.identification(data, methods, seen_splits, progress)
             metrics["identification"] = {"accuracy": accuracy, "gap": gap, "splits": seen_splits,
                                          "matched_methods": sorted(sets)}
-        emb_split = "test" if "test" in splits else splits[0]
-        metrics["embedding"], emb_arrays = bench.embedding(data, methods, emb_split)
+        metrics["embedding"], emb_arrays = bench.embedding(data, methods, figure_split)
         arrays.update(emb_arrays)
+    arrays.update(figure_arrays)
     metrics["wells"] = wells_metrics
     metrics["scaled"] = scaled_scores(wells_metrics, methods)
     return BenchmarkResult(metrics=metrics, arrays=arrays, synthetic=synthetic)
+
+
+def _history(generator) -> list[dict]:
+    """A generator's per-epoch training record (``epoch``, ``train_loss``, ``val_loss``) as plain JSON; empty for
+    generators that are fitted rather than trained by epochs (no ``history`` attribute)."""
+    records = getattr(generator, "history", None)
+    if not isinstance(records, (list, tuple)):
+        return []
+    return [jsonable(dict(r)) for r in records if isinstance(r, dict)]
 
 
 def _check_bulk(syn: ad.AnnData, screen: PairedScreen, rna_space: RNASpace, name: str, splits: list[str]) -> None:

@@ -1,21 +1,33 @@
-"""Per-object measurements in CellProfiler's naming: ``{Compartment}_{Category}_{Feature}[_{Channel}...]``.
+"""Per-object measurements of the ``phenoseq`` backend (numpy/scipy/scikit-image only), named
+``{Compartment}_{Category}_{Feature}[_{Channel}...]``.
 
-Categories (all with numpy/scipy/scikit-image only):
+Which follow CellProfiler 4's definitions — checked against cp-measure (CellProfiler's own code, the
+``cp-measure`` backend) on the same ExampleHuman objects by ``benchmarks/bench_featurize_examplehuman.py``
+— and so carry CellProfiler's names:
 
-* ``AreaShape`` — Area, Perimeter, FormFactor (4πA/P²), Eccentricity, Solidity, Extent,
-  MajorAxisLength, MinorAxisLength, EquivalentDiameter, Orientation (degrees), EulerNumber.
+* ``AreaShape`` — Area, Perimeter, FormFactor (4πA/P²), Eccentricity, Solidity, Extent, MajorAxisLength,
+  MinorAxisLength, EquivalentDiameter, Orientation (degrees), EulerNumber: identical values.
 * ``Intensity`` per channel — IntegratedIntensity, MeanIntensity, StdIntensity, MinIntensity,
-  MaxIntensity, MedianIntensity, LowerQuartileIntensity, UpperQuartileIntensity, MADIntensity,
-  MassDisplacement (pixels between the shape centroid and the intensity-weighted centroid).
-  Quantiles interpolate linearly between sorted pixel values.
-* ``Texture`` per channel — Haralick features of a gray-level co-occurrence matrix at distance
-  ``texture_scale`` averaged over 0°, 45°, 90°, 135°: AngularSecondMoment, Contrast, Correlation,
-  Variance, InverseDifferenceMoment, Entropy. Only pixel pairs inside the object count; intensities are
-  quantised to ``texture_levels`` levels between the object's own minimum and maximum.
-* ``RadialDistribution`` per channel — ``FracAtD_{ch}_{k}of{n}``: fraction of the object's intensity in
-  ring ``k`` of ``n`` (ring = normalised distance from the centre — the pixel farthest from the edge — to the
-  edge, as CellProfiler's MeasureObjectIntensityDistribution), and ``MeanFrac`` = that fraction divided by
-  the ring's share of pixels (1 everywhere for a uniform object).
+  MaxIntensity, MassDisplacement (pixels between the shape centroid and the intensity-weighted centroid):
+  identical. MedianIntensity, LowerQuartileIntensity, UpperQuartileIntensity, MADIntensity: same
+  statistics, but quantiles interpolate at rank (n − 1)·q (numpy's convention) where CellProfiler 4 uses
+  n·q, so values differ by under one pixel rank (Pearson r ≥ 0.99).
+* ``RadialDistribution`` per channel — ``FracAtD_{ch}_{k}of{n}``, the fraction of the object's intensity
+  in ring ``k`` of ``n``, and ``MeanFrac`` (that fraction over the ring's share of pixels; 1 everywhere
+  for a uniform object), with CellProfiler's rings (see :func:`radial_fractions`): identical.
+  CellProfiler's RadialCV is not computed.
+
+Which do not, and so carry a name of their own:
+
+* ``TexturePhenoseq`` per channel — AngularSecondMoment, Contrast, Correlation, Variance,
+  InverseDifferenceMoment, Entropy of a grey-level co-occurrence matrix at distance ``texture_scale``,
+  averaged over 0°, 45°, 90°, 135°. Unlike CellProfiler's ``Texture`` (MeasureTexture), intensities are
+  quantised to ``texture_levels`` (8) levels between *each object's own* minimum and maximum (CellProfiler:
+  the whole image to 8 bits, 256 levels, so contrast and variance keep the image's intensity scale),
+  diagonal pairs are (2, 2) px apart at scale 3 (CellProfiler: (3, 3)), and directions are averaged rather
+  than reported one by one. On ExampleHuman nuclei the two agree poorly (angular second moment r ≈ −0.06,
+  contrast r ≈ 0.76 at 1/40 of the scale), so these are a contrast-invariant texture of their own, not
+  CellProfiler's. Use ``--backend cp-measure`` for CellProfiler's.
 
 Every function takes an int32 label image (Y × X, objects ``1..n_objects``) and returns a dict of
 feature name → float array of length ``n_objects`` (row ``i`` is object ``i + 1``).
@@ -33,6 +45,9 @@ SHAPE_FEATURES = (
 TEXTURE_FEATURES = (
     "AngularSecondMoment", "Contrast", "Correlation", "Variance", "InverseDifferenceMoment", "Entropy",
 )  # fmt: skip
+# Not CellProfiler's "Texture": the quantisation and grey levels differ (see the module docstring), so the
+# values do not agree with CellProfiler's and must not carry its name.
+TEXTURE_CATEGORY = "TexturePhenoseq"
 _ANGLES = (0.0, np.pi / 4, np.pi / 2, 3 * np.pi / 4)
 
 
@@ -171,18 +186,31 @@ def haralick(values: np.ndarray, mask: np.ndarray, levels: int = 8, distance: in
     return np.mean(feats, axis=0) if feats else np.zeros(len(TEXTURE_FEATURES))
 
 
-def radial_fractions(values: np.ndarray, mask: np.ndarray, n_bins: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def radial_fractions(
+    values: np.ndarray, mask: np.ndarray, n_bins: int = 4, open_sides: tuple[bool, bool, bool, bool] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(FracAtD, MeanFrac), each length ``n_bins`` from centre to edge, for one object crop.
 
-    Normalised radius of a pixel = d_centre / (d_centre + d_edge) with d_edge its distance to the nearest
-    pixel outside the object and the centre the pixel farthest from the edge."""
-    padded = np.pad(mask, 1)
-    d_edge = ndi.distance_transform_edt(padded)[1:-1, 1:-1]
+    As CellProfiler's MeasureObjectIntensityDistribution (scaled bins): normalised radius of a pixel =
+    d_centre / (d_centre + d_edge + 0.001), with d_edge its Euclidean distance to the nearest pixel outside
+    the object, the centre the pixel farthest from the edge (first in C order on ties) and d_centre the
+    8-connected path length to it inside the object (steps of 1 and √2, CellProfiler's ``propagate``).
+    Pixels the centre cannot reach (another fragment of the object) are left out, as there.
+    ``open_sides`` (top, bottom, left, right): crop sides on the field's border, which, as in CellProfiler,
+    are not an edge (an object cut by the border keeps its centre there)."""
+    from skimage.graph import MCP_Geometric
+
+    pads = [0 if side else 1 for side in (open_sides or (False,) * 4)]
+    padded = np.pad(mask, ((pads[0], pads[1]), (pads[2], pads[3])))
+    if padded.all():  # no pixel outside the object at all: measure to the crop's sides instead
+        padded, pads = np.pad(mask, 1), [1] * 4
+    d_edge = ndi.distance_transform_edt(padded)[pads[0] : padded.shape[0] - pads[1], pads[2] : padded.shape[1] - pads[3]]
     cy, cx = np.unravel_index(np.argmax(d_edge), d_edge.shape)
-    yy, xx = np.nonzero(mask)
-    d_c = np.hypot(yy - cy, xx - cx)
-    de = d_edge[yy, xx]
-    r = d_c / (d_c + de)
+    d_centre, _ = MCP_Geometric(np.where(mask, 1.0, np.inf)).find_costs([(cy, cx)])
+    reach = mask & np.isfinite(d_centre)
+    yy, xx = np.nonzero(reach)
+    d_c = d_centre[yy, xx]
+    r = d_c / (d_c + d_edge[yy, xx] + 0.001)
     bins = np.minimum((r * n_bins).astype(int), n_bins - 1)
     v = values[yy, xx].astype(float)
     inten = np.bincount(bins, v, minlength=n_bins)
@@ -210,23 +238,25 @@ def measure_texture_radial(
     for ch in images:
         if texture:
             for f in TEXTURE_FEATURES:
-                out[f"{compartment}_Texture_{f}_{ch}_{texture_scale}"] = np.zeros(n_objects)
+                out[f"{compartment}_{TEXTURE_CATEGORY}_{f}_{ch}_{texture_scale}"] = np.zeros(n_objects)
         if radial_bins:
             for kind in ("FracAtD", "MeanFrac"):
                 for k in range(radial_bins):
                     out[f"{compartment}_RadialDistribution_{kind}_{ch}_{k + 1}of{radial_bins}"] = np.zeros(n_objects)
+    height, width = labels.shape
     for idx, sl in enumerate(ndi.find_objects(labels, max_label=n_objects)):
         if sl is None:
             continue
         mask = labels[sl] == idx + 1
+        open_sides = (sl[0].start == 0, sl[0].stop == height, sl[1].start == 0, sl[1].stop == width)
         for ch, img in images.items():
             crop = img[sl]
             if texture:
                 tex = haralick(crop, mask, texture_levels, texture_scale)
                 for f, val in zip(TEXTURE_FEATURES, tex):
-                    out[f"{compartment}_Texture_{f}_{ch}_{texture_scale}"][idx] = val
+                    out[f"{compartment}_{TEXTURE_CATEGORY}_{f}_{ch}_{texture_scale}"][idx] = val
             if radial_bins:
-                frac, mean_frac = radial_fractions(crop, mask, radial_bins)
+                frac, mean_frac = radial_fractions(crop, mask, radial_bins, open_sides)
                 for k in range(radial_bins):
                     out[f"{compartment}_RadialDistribution_FracAtD_{ch}_{k + 1}of{radial_bins}"][idx] = frac[k]
                     out[f"{compartment}_RadialDistribution_MeanFrac_{ch}_{k + 1}of{radial_bins}"][idx] = mean_frac[k]

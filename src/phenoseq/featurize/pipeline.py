@@ -2,9 +2,11 @@
 
 Output AnnData (cells × features):
 
-* ``X``: dense float32 features named as in :mod:`phenoseq.featurize.measure`
-  (``Nuclei_AreaShape_Area``, ``Cells_Intensity_MeanIntensity_DNA``, ...), compartments Nuclei, Cells,
-  Cytoplasm; radial distribution for Nuclei and Cells only (a ring has no meaningful centre).
+* ``X``: dense float32 features, compartments Nuclei, Cells, Cytoplasm; radial distribution for Nuclei and
+  Cells only (a ring has no meaningful centre). ``backend="phenoseq"`` (default) measures with
+  :mod:`phenoseq.featurize.measure` (``Nuclei_AreaShape_Area``, ``Cells_Intensity_MeanIntensity_DNA``,
+  ``Nuclei_TexturePhenoseq_Contrast_DNA_3``, ...); ``backend="cp-measure"`` runs CellProfiler's own
+  measurement code (:mod:`phenoseq.featurize.cpmeasure`, needs ``pip install "phenoseq[features]"``).
 * ``obs`` (index ``{well}_s{site}-{object:04d}``): ``Metadata_Well``, ``Metadata_Site``,
   ``Metadata_Field``, ``Metadata_FileName``, ``ObjectNumber``, ``Nuclei_Location_Center_X``/``_Y`` (pixels),
   and, with a plate map, its columns — at least the sample key (``Sample_ID``, defaulting to the well).
@@ -24,6 +26,7 @@ import pandas as pd
 
 from phenoseq import progress as _progress
 from phenoseq.errors import PhenoseqError
+from phenoseq.featurize import cpmeasure
 from phenoseq.featurize.images import Field, FieldSpec, discover_fields, load_field, normalise_well
 from phenoseq.featurize.measure import centroids, measure_compartment
 from phenoseq.featurize.segment import SegmentationParams, cytoplasm, segment_cells, segment_nuclei
@@ -32,6 +35,7 @@ from phenoseq.io.keys import ScreenKeys
 # Channels tried, in order, as the cell-body image when the user does not name one: AGP (actin, Golgi,
 # plasma membrane) outlines whole cells in Cell Painting; "cellbody" is CellProfiler's example name.
 CELL_CHANNEL_PREFERENCE = ("AGP", "cellbody", "CellBody", "Actin", "RNA")
+BACKENDS = ("phenoseq", "cp-measure")
 WELL_COLUMNS = ("Metadata_Well", "well", "Well", "well_position", "Metadata_well_position", "WellName", "well_id")
 
 
@@ -41,7 +45,8 @@ class FeaturizeOptions:
 
     ``cell_channel``: channel grown into cells; ``"auto"`` picks the first of
     :data:`CELL_CHANNEL_PREFERENCE` present, ``None`` expands nuclei by ``segmentation.cell_expansion``.
-    ``allow_empty_fields``: skip a field with no nuclei instead of failing."""
+    ``allow_empty_fields``: skip a field with no nuclei instead of failing.
+    ``backend``: one of :data:`BACKENDS` — phenoseq's own measurements or CellProfiler's via cp-measure."""
 
     nuclei_channel: str = "DNA"
     cell_channel: str | None = "auto"
@@ -49,6 +54,15 @@ class FeaturizeOptions:
     texture: bool = True
     radial_bins: int | None = 4
     allow_empty_fields: bool = False
+    backend: str = "phenoseq"
+
+
+def check_backend(backend: str) -> None:
+    """Fail before any work when ``backend`` is unknown or its package is not installed."""
+    if backend not in BACKENDS:
+        raise PhenoseqError(f"unknown --backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "cp-measure":
+        cpmeasure.import_cp_measure()
 
 
 def resolve_cell_channel(options: FeaturizeOptions, channels: Iterable[str]) -> str | None:
@@ -67,6 +81,8 @@ def featurize_field(fld: Field, options: FeaturizeOptions | None = None) -> tupl
     Returns ``(X, names, obs)``: X float32 (n_cells × n_features), feature names, and the per-cell obs
     (metadata and centroid). A field with no nuclei returns an empty X (0 × 0), no names, an empty obs."""
     o = options or FeaturizeOptions()
+    check_backend(o.backend)
+    measure = cpmeasure.measure_compartment_cp if o.backend == "cp-measure" else measure_compartment
     spec, images = fld.spec, fld.images
     for role, name in (("--nuclei-channel", o.nuclei_channel), ("--cell-channel", resolve_cell_channel(o, images))):
         if name is not None and name not in images:
@@ -85,7 +101,7 @@ def featurize_field(fld: Field, options: FeaturizeOptions | None = None) -> tupl
     feats: dict[str, np.ndarray] = {}
     compartments = (("Nuclei", nuclei, o.radial_bins), ("Cells", cells, o.radial_bins), ("Cytoplasm", cyto, None))
     for comp, lab, radial in compartments:
-        feats.update(measure_compartment(lab, n, images, comp, texture=o.texture, radial_bins=radial))
+        feats.update(measure(lab, n, images, comp, texture=o.texture, radial_bins=radial))
     names = list(feats)
     X = np.stack([feats[k] for k in names], axis=1).astype(np.float32)
     xy = centroids(nuclei, n)
@@ -112,6 +128,7 @@ def featurize_fields(
 ) -> ad.AnnData:
     """Featurize ``specs`` one by one (progress bar "featurizing fields") into one AnnData (see module doc)."""
     o = options or FeaturizeOptions()
+    check_backend(o.backend)
     parts, obs_parts, skipped = [], [], []
     names: list[str] | None = None
     channel_names: list[str] = []
@@ -147,6 +164,8 @@ def featurize_fields(
         obs[col] = obs[col].astype("category")
     adata = ad.AnnData(X=np.concatenate(parts), obs=obs, var=pd.DataFrame(index=names))
     adata.uns["featurize"] = {
+        "backend": o.backend,
+        "backend_version": cpmeasure.cp_measure_version() if o.backend == "cp-measure" else "",
         "nuclei_channel": o.nuclei_channel,
         "channels": channel_names,
         "cell_channel": str(resolve_cell_channel(o, channel_names)),
@@ -218,7 +237,8 @@ def featurize_directory(
 ) -> ad.AnnData:
     """Find the fields in ``images_dir`` (see :mod:`phenoseq.featurize.images` for ``pattern`` and
     ``channels``), featurize them and attach the plate map when given. The plate map is read first so a
-    bad one fails before any image work."""
+    bad one (or a backend that is not installed) fails before any image work."""
+    check_backend((options or FeaturizeOptions()).backend)
     table = read_platemap(platemap, well_column) if platemap is not None else None
     specs = discover_fields(images_dir, pattern, channels)
     adata = featurize_fields(specs, channels, options, progress)

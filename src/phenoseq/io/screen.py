@@ -31,12 +31,37 @@ def _normalise_obs(adata: ad.AnnData, keys: ScreenKeys) -> ad.AnnData:
     return out
 
 
-def modality_problems(adata: ad.AnnData, keys: ScreenKeys, source: str, kind: str) -> list[str]:
-    """All problems of one modality file. ``kind`` is ``"imaging"``, ``"counts"`` or ``"expression"``."""
+def layer_as_x(adata: ad.AnnData, layer: str | None, source: str) -> ad.AnnData:
+    """``adata`` with ``layers[layer]`` as its X (the arrays are shared, not copied); ``adata`` when no layer.
+
+    Everything downstream (validation, the RNA space, the data fingerprint) reads X, so swapping it here is
+    all that reading counts from a layer takes.
+    """
+    if layer is None:
+        return adata
+    if layer not in adata.layers:
+        present = list(adata.layers.keys())
+        raise PhenoseqError(
+            f"{source}: has no layers[{layer!r}] to read RNA counts from; its layers are "
+            f"{present if present else 'none'}. Name one of those, or leave the layer out to read X."
+        )
+    if adata.isbacked:
+        adata = adata.to_memory()
+    return ad.AnnData(X=adata.layers[layer], obs=adata.obs, var=adata.var, obsm=dict(adata.obsm), uns=dict(adata.uns))
+
+
+def matrix_name(layer: str | None) -> str:
+    """Where RNA values are read from, as messages name it."""
+    return "X" if layer is None else f"layers[{layer!r}]"
+
+
+def modality_problems(adata: ad.AnnData, keys: ScreenKeys, source: str, kind: str, matrix: str = "X") -> list[str]:
+    """All problems of one modality file. ``kind`` is ``"imaging"``, ``"counts"`` or ``"expression"``;
+    ``matrix`` names where X came from (see :func:`layer_as_x`)."""
     problems = validate.check_obs_columns(adata, keys, source)
     problems += validate.check_var_names(adata, source, "feature" if kind == "imaging" else "gene")
     if kind == "counts":
-        problems += validate.check_counts(adata, source)
+        problems += validate.check_counts(adata, source, matrix)
     else:
         problems += validate.check_features(adata, source)
     if not problems:
@@ -62,9 +87,9 @@ class PairedScreen:
     imaging
         AnnData, cells × features; ``X`` float (converted to dense float32).
     rnaseq
-        AnnData, cells × genes; ``X`` raw counts (sparse allowed) when ``rna_kind="counts"``, or already
-        normalised expression (e.g. bulk L1000 profiles) when ``rna_kind="expression"``. Precomputed
-        embeddings may sit in ``obsm``.
+        AnnData, cells × genes; ``X`` (or ``layers[rna_layer]``) raw counts (sparse allowed) when
+        ``rna_kind="counts"``, or already normalised expression (e.g. bulk L1000 profiles) when
+        ``rna_kind="expression"``. Precomputed embeddings may sit in ``obsm``.
     keys
         Column names and the replicate → split map.
     unpaired
@@ -77,6 +102,9 @@ class PairedScreen:
     allow_unseen
         Accept treatments with no training well (unseen compounds: the model then generates for them from
         imaging alone). Off by default, so that a mistyped split map is not taken for a hold-out design.
+    rna_layer
+        Read the RNA values from ``rnaseq.layers[rna_layer]`` instead of ``X`` (e.g. ``"counts"`` when ``X``
+        holds log-normalised values). :attr:`rnaseq` then holds that layer as its ``X``.
 
     Attributes
     ----------
@@ -95,6 +123,7 @@ class PairedScreen:
     rna_kind: str = "counts"
     sources: tuple[str, str] = ("imaging", "rnaseq")
     allow_unseen: bool = False
+    rna_layer: str | None = None
     dropped_wells: dict[str, list[str]] = field(init=False, default_factory=dict)
     warnings: list[str] = field(init=False, default_factory=list)
 
@@ -104,8 +133,9 @@ class PairedScreen:
         if self.rna_kind not in ("counts", "expression"):
             raise PhenoseqError(f"rna_kind must be 'counts' or 'expression', got {self.rna_kind!r}")
         k = self.keys
+        self.rnaseq = layer_as_x(self.rnaseq, self.rna_layer, self.sources[1])
         problems = modality_problems(self.imaging, k, self.sources[0], "imaging")
-        problems += modality_problems(self.rnaseq, k, self.sources[1], self.rna_kind)
+        problems += modality_problems(self.rnaseq, k, self.sources[1], self.rna_kind, matrix_name(self.rna_layer))
         if problems:
             raise PhenoseqError("invalid screen:\n- " + "\n- ".join(problems))
         self.imaging = _normalise_obs(self.imaging, k)
@@ -151,12 +181,14 @@ class PairedScreen:
         imaging_path: str | os.PathLike,
         rnaseq_path: str | os.PathLike,
         keys: ScreenKeys | None = None,
+        rna_layer: str | None = None,
         **kwargs,
     ) -> "PairedScreen":
-        """Read both ``.h5ad`` files and validate them as a pair (see the class for ``kwargs``)."""
+        """Read both ``.h5ad`` files and validate them as a pair (see the class for ``rna_layer`` and ``kwargs``)."""
         imaging = read_h5ad(imaging_path)
         rnaseq = read_h5ad(rnaseq_path)
-        return cls(imaging, rnaseq, keys=keys or ScreenKeys(), sources=(str(imaging_path), str(rnaseq_path)), **kwargs)
+        return cls(imaging, rnaseq, keys=keys or ScreenKeys(), sources=(str(imaging_path), str(rnaseq_path)),
+                   rna_layer=rna_layer, **kwargs)
 
     def wells_in(self, split: str) -> list[str]:
         """Sample ids of the paired wells in a split (``"train"``, ``"val"``, ``"test"``, ``"test_he"``)."""

@@ -12,7 +12,7 @@ from phenoseq.errors import PhenoseqError
 from phenoseq.io import validate
 from phenoseq.io.keys import ScreenKeys
 from phenoseq.io.readers.dispatch import detect_kind, read_table
-from phenoseq.io.screen import PairedScreen, modality_problems, modality_warnings
+from phenoseq.io.screen import PairedScreen, layer_as_x, matrix_name, modality_problems, modality_warnings
 
 EXPRESSION_FORMATS = ("gct", "gctx")  # formats that only ever hold expression profiles
 
@@ -26,8 +26,8 @@ def looks_like_counts(adata: ad.AnnData, n: int = 2000) -> bool:
     )
 
 
-def _single(adata: ad.AnnData, keys: ScreenKeys, source: str, kind: str) -> dict:
-    problems = modality_problems(adata, keys, source, kind)
+def _single(adata: ad.AnnData, keys: ScreenKeys, source: str, kind: str, matrix: str = "X") -> dict:
+    problems = modality_problems(adata, keys, source, kind, matrix)
     # Warnings about a file that is already refused would only repeat its problems (all-zero counts → zero-count cells).
     warnings = [] if problems else modality_warnings(adata, source, kind)
     out = {"file": source, "modality": "rnaseq" if kind != "imaging" else "imaging", "cells": int(adata.n_obs),
@@ -73,10 +73,24 @@ def _imaging_index(files: list[Path], adatas: list[ad.AnnData], formats: list[st
     return 1 if looks_like_counts(adatas[0]) and not looks_like_counts(adatas[1]) else 0
 
 
+def _rna_by_layer(files: list[Path], adatas: list[ad.AnnData], layer: str) -> int:
+    """Index of the RNA file when its values are read from ``layers[layer]``: the file that has the layer
+    (the second when both have it, as the order given says)."""
+    has = [layer in a.layers for a in adatas]
+    if not any(has):
+        found = "; ".join(f"{f} has {list(a.layers.keys()) or 'none'}" for f, a in zip(files, adatas))
+        raise PhenoseqError(f"no file has layers[{layer!r}] to read RNA counts from ({found}). Name one of those "
+                            "layers, or leave the layer out to read X")
+    return len(has) - 1 - has[::-1].index(True)
+
+
 def summarise_files(files: list[Path], keys: ScreenKeys, drop_unpaired: bool = False, rna_kind: str = "counts",
-                    allow_unseen: bool = False) -> dict:
+                    allow_unseen: bool = False, rna_layer: str | None = None) -> dict:
     """Summary of one modality file, or of an imaging + RNA pair (imaging first; swapped only when the first
     file holds counts and the second does not).
+
+    With ``rna_layer`` the RNA values are read from ``layers[rna_layer]`` of the file that has that layer, which
+    also tells which file is the RNA file; a PhenoseqError lists each file's layers when none has it.
 
     Returns a dict; ``problems`` lists every problem found (empty when the files are valid), ``warnings``
     what is valid but suspicious.
@@ -85,12 +99,21 @@ def summarise_files(files: list[Path], keys: ScreenKeys, drop_unpaired: bool = F
         raise PhenoseqError(f"info takes one file or an imaging and an RNA file, got {len(files)}")
     adatas = [read_table(f, preprocess=False) for f in files]
     formats = [detect_kind(f) for f in files]
-    if len(files) == 1:
+    matrix = matrix_name(rna_layer)
+    if rna_layer is not None:
+        i_rna = _rna_by_layer(files, adatas, rna_layer)
+        adatas[i_rna] = layer_as_x(adatas[i_rna], rna_layer, str(files[i_rna]))
+        if len(files) == 1:
+            return _single(adatas[0], keys, str(files[0]), rna_kind, matrix)
+        i_img = 1 - i_rna
+    elif len(files) == 1:
         return _single(adatas[0], keys, str(files[0]), _guess_kinds(adatas, formats, rna_kind)[0])
-    i_img = _imaging_index(files, adatas, formats, rna_kind)
+    else:
+        i_img = _imaging_index(files, adatas, formats, rna_kind)
     imaging, rnaseq = adatas[i_img], adatas[1 - i_img]
     sources = (str(files[i_img]), str(files[1 - i_img]))
-    parts = {"imaging": _single(imaging, keys, sources[0], "imaging"), "rnaseq": _single(rnaseq, keys, sources[1], rna_kind)}
+    parts = {"imaging": _single(imaging, keys, sources[0], "imaging"),
+             "rnaseq": _single(rnaseq, keys, sources[1], rna_kind, matrix)}
     problems = parts["imaging"]["problems"] + parts["rnaseq"]["problems"]
     summary = {"files": list(sources), **parts, "warnings": parts["imaging"]["warnings"] + parts["rnaseq"]["warnings"]}
     if not problems:

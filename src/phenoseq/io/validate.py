@@ -95,38 +95,53 @@ def check_features(adata: ad.AnnData, source: str) -> list[str]:
     ]
 
 
-def check_counts(adata: ad.AnnData, source: str) -> list[str]:
-    """RNA X must hold raw counts: finite, non-negative integers, not all zero."""
+def check_counts(adata: ad.AnnData, source: str, matrix: str = "X") -> list[str]:
+    """RNA X must hold raw counts: finite, non-negative integers, not all zero.
+
+    ``matrix`` names where ``adata.X`` was read from (``"layers['counts']"`` when a layer stands in for X).
+    """
     if adata.X is None or adata.n_obs == 0 or adata.n_vars == 0:
         return [
-            f"{source}: X holds no counts (shape {adata.n_obs} cells × {adata.n_vars} genes); "
+            f"{source}: {matrix} holds no counts (shape {adata.n_obs} cells × {adata.n_vars} genes); "
             "the file is empty. Check that it was written completely."
         ]
     data = _data_of(adata.X)
     if not np.issubdtype(data.dtype, np.number):
-        return [f"{source}: X has non-numeric dtype {data.dtype}; expected raw counts."]
+        return [f"{source}: {matrix} has non-numeric dtype {data.dtype}; expected raw counts."]
     problems = []
     if not np.isfinite(data).all():
-        problems.append(f"{source}: X has NaN/inf values; expected raw counts.")
+        problems.append(f"{source}: {matrix} has NaN/inf values; expected raw counts.")
         return problems
+    hint = _counts_hint(adata, matrix)
     if not data.any():
         # An all-zero matrix passes every value check but trains a model on nothing.
         return [
-            f"{source}: X holds no non-zero count (all {adata.n_obs} × {adata.n_vars} values are 0); expected raw "
-            "counts. Check that the counts were written to X (or layers['counts'])."
+            f"{source}: {matrix} holds no non-zero count (all {adata.n_obs} × {adata.n_vars} values are 0); expected "
+            f"raw counts. Check that the counts were written there.{hint}"
         ]
     if (data < 0).any():
         problems.append(
-            f"{source}: X has {int((data < 0).sum())} negative values (min {data.min():g}); expected raw counts. "
-            "If X is already normalised, put raw counts in X (or layers['counts'])."
+            f"{source}: {matrix} has {int((data < 0).sum())} negative values (min {data.min():g}); expected raw "
+            f"counts.{hint}"
         )
     frac = data != np.round(data)
     if frac.any():
         problems.append(
-            f"{source}: X has {int(frac.sum())} non-integer values (e.g. {data[frac][0]:g}); expected raw counts, "
-            "not log-normalised expression. Put raw counts in X (or layers['counts'])."
+            f"{source}: {matrix} has {int(frac.sum())} non-integer values (e.g. {data[frac][0]:g}); expected raw "
+            f"counts, not log-normalised expression.{hint}"
         )
     return problems
+
+
+def _counts_hint(adata: ad.AnnData, matrix: str) -> str:
+    """How to point phenoseq at raw counts kept in a layer, naming the file's layers when it has any."""
+    layers = list(adata.layers.keys())
+    name = next((n for n in layers if n.lower() in ("counts", "raw_counts", "raw")), layers[0] if layers else "counts")
+    found = f" This file has layers {layers}." if layers else ""
+    if matrix != "X":
+        return f" Name the layer that holds raw counts.{found}"
+    return (f" If the raw counts are in a layer, read them from there with --layer {name} "
+            f"(API: rna_layer={name!r}).{found}")
 
 
 def _column_range(X) -> tuple[np.ndarray, np.ndarray]:

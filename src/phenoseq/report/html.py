@@ -3,8 +3,10 @@
 One page for every kind of result (``metrics.json`` layout in :mod:`phenoseq.evaluate.workflow`): single-cell
 seen wells, single-cell unseen compounds, and bulk. It leads with the honest figures: the well-level table
 with scaled scores, then (seen single-cell results) treatment identification at matched context, against
-matched morphology, and the paper-style gap for comparison only. Meant for a biologist: every figure and
-table comes with a short explanation (:mod:`phenoseq.report.text`). Missing values read "n/a".
+matched morphology, and the paper-style gap for comparison only. Then what lies behind the numbers:
+predicted against measured change (gene by gene, and per treatment, morphologically visible or silent), real
+and synthetic cells in one map, cell-level fidelity and the training history. Meant for a biologist: every
+figure and table comes with a short explanation (:mod:`phenoseq.report.text`). Missing values read "n/a".
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from phenoseq.evaluate.workflow import BenchmarkResult
 from phenoseq.io.files import atomic_path
 from phenoseq.report import figures
 from phenoseq.report import text as T
-from phenoseq.report.layout import REFERENCE, REPLICATE, accuracy, dig, ident_splits, scaled_metrics, space
+from phenoseq.report.layout import (REFERENCE, REPLICATE, accuracy, dig, figure_split, histories, ident_splits,
+                                    scaled_metrics, space)
 
 REPORT_FILE = "report.html"
 
@@ -211,8 +214,45 @@ def _embedding(m: dict, arrays: dict) -> tuple[str, str, str]:
     if "embedding_xy" not in arrays:
         return "embedding", title, _note(T.MISSING_ARRAYS.format(what="Embedding"))
     ev = list(m["embedding"].get("explained_variance") or []) + [0.0, 0.0]
-    return "embedding", title, _img(figures.embedding_figure(m, arrays), "embedding") \
-        + _note(T.EMBEDDING_TEXT.format(ev0=ev[0], ev1=ev[1]))
+    body = [_img(figures.embedding_source_figure(m, arrays), "embedding by source"), _note(T.EMBEDDING_SOURCE_TEXT),
+            _img(figures.embedding_figure(m, arrays), "embedding by treatment"),
+            _note(T.EMBEDDING_TEXT.format(ev0=ev[0], ev1=ev[1]))]
+    return "embedding", title, "".join(body)
+
+
+def _changes(m: dict, arrays: dict) -> tuple[str, str, str]:
+    """Predicted against measured change, gene by gene, then per treatment (visible vs silent morphology)."""
+    split = figure_split(m)
+    body = ["<h3>Gene by gene</h3>"]
+    info = m.get("mean_change") or {}
+    if figures.change_methods(m, arrays):
+        unit = "genes" if info.get("space") == "genes" else "latent dimensions"
+        body += [_img(figures.mean_change_figure(m, arrays), "mean change scatter"),
+                 _note(T.CHANGES_TEXT.format(split=_split_name(m, info["split"]), n_wells=len(info["wells"]),
+                                             n_features=len(info["features"]), unit=unit))]
+    else:
+        body.append(_note(T.MISSING_FIGURE_DATA.format(what="The gene-level scatter",
+                                                       data="the sampled mean changes")))
+    body.append("<h3>Per treatment</h3>")
+    if figures.fidelity_methods(m, split):
+        has_effect = bool(dig(m, "treatment_info", "morphology_effect"))
+        has_flags = bool(dig(m, "treatment_info", "morphology_visible"))
+        text = T.TREATMENT_FIDELITY_TEXT.format(
+            split=_split_name(m, split), x_axis=T.TREATMENT_X_TEXT if has_effect else T.TREATMENT_X_ORDER,
+            colours=T.TREATMENT_COLOUR_TEXT if has_flags else T.NO_TREATMENT_COLOUR_TEXT)
+        body += [_img(figures.treatment_fidelity_figure(m, split), "treatment fidelity"), _note(text)]
+    else:
+        body.append(_note(T.MISSING_FIGURE_DATA.format(what="The per-treatment figure",
+                                                       data="the treatment of each well")))
+    return "changes", "Predicted against measured change", "".join(body)
+
+
+def _training(m: dict) -> tuple[str, str, str]:
+    if not histories(m):
+        return "training", "Training history", _note(T.NO_HISTORY_TEXT)
+    fold = T.HISTORY_FOLD_TEXT if m["protocol"] == "unseen" else ""
+    return "training", "Training history", _img(figures.history_figure(m), "training history") \
+        + _note(T.HISTORY_TEXT.format(fold=fold))
 
 
 def _fidelity(m: dict) -> tuple[str, str, str]:
@@ -236,19 +276,22 @@ def _sections(m: dict, arrays: dict) -> list[tuple[str, str, str]]:
         sections += [_identification(m), _accuracy(m), _confusion(m, arrays)]
     elif m["protocol"] in T.NO_IDENT_TEXT:
         sections.append(("identification", "Treatment identification", _note(T.NO_IDENT_TEXT[m["protocol"]])))
+    sections.append(_changes(m, arrays))
     if m.get("embedding"):
         sections.append(_embedding(m, arrays))
     if m.get("fidelity"):
         sections.append(_fidelity(m))
+    sections.append(_training(m))
     return sections
 
 
 def render_report(result: BenchmarkResult, out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` (atomically) from an evaluation result; return its path.
 
-    Works for single-cell (seen or unseen compounds) and bulk results. Figures that need arrays absent from
-    ``result.arrays`` (confusion matrices, embedding) are left out with a note, so a report can still be drawn
-    from ``metrics.json`` alone.
+    Works for single-cell (seen or unseen compounds) and bulk results. Figures whose data the result lacks
+    (arrays absent from ``result.arrays``: confusion matrices, embedding, mean changes; metrics entries of older
+    results: per-treatment figures, training history) are left out with a note, so a report can still be drawn
+    from ``metrics.json`` alone, or from one saved by an older phenoseq.
     """
     m, arrays = result.metrics, result.arrays
     sections = _sections(m, arrays)

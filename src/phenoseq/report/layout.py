@@ -10,8 +10,8 @@ from phenoseq.evaluate.benchmark import MODALITIES, REFERENCE
 from phenoseq.evaluate.scaled import BASELINE
 from phenoseq.evaluate.wells import REPLICATE
 
-__all__ = ["BASELINE", "REFERENCE", "REPLICATE", "accuracy", "accuracy_bars", "dig", "ident_splits",
-           "scaled_metrics", "space"]
+__all__ = ["BASELINE", "REFERENCE", "REPLICATE", "accuracy", "accuracy_bars", "change_arrays", "dig",
+           "figure_split", "histories", "ident_splits", "per_treatment", "scaled_metrics", "space", "treatment_kind"]
 
 # Short names of the scaled metrics, in the order they are shown ({space}: genes or latent).
 SCALED_LABELS = {
@@ -63,3 +63,48 @@ def accuracy_bars(metrics: dict, profile: str) -> list[tuple[str, str]]:
     methods = [m for m in metrics["methods"] if m in methods]
     bars = [(REFERENCE, mod) for mod in MODALITIES[profile]["reference"]]
     return bars + [(m, mod) for mod in MODALITIES[profile]["method"] for m in methods]
+
+
+def figure_split(metrics: dict) -> str:
+    """The split the cell-level figures show: that of the sampled mean changes, else ``test``, else the first."""
+    chosen = dig(metrics, "mean_change", "split")
+    if chosen in metrics["splits"]:
+        return chosen
+    return "test" if "test" in metrics["splits"] else next(iter(metrics["splits"]))
+
+
+def change_arrays(metrics: dict, arrays: dict, method: str):
+    """``(real, predicted)`` ``(n_wells, n_features)`` sampled mean changes of ``method``, or ``None`` when the
+    result keeps none (older results, results without arrays, the unseen protocol)."""
+    real, pred = arrays.get("mean_change_real"), arrays.get(f"mean_change__{method}")
+    if not metrics.get("mean_change") or real is None or pred is None:
+        return None
+    return real, pred
+
+
+def per_treatment(metrics: dict, method: str, split: str, metric: str) -> dict[str, float]:
+    """Treatment → median over its wells of a per-well figure (``wells[method][split][metric]["per_well"]``);
+    empty when the figure or the wells' treatments (``treatment_info``) are missing."""
+    import numpy as np
+
+    per_well = dig(metrics, "wells", method, split, metric, "per_well") or {}
+    treatment_of = dig(metrics, "treatment_info", "well_treatment") or {}
+    grouped: dict[str, list[float]] = {}
+    for well, value in per_well.items():
+        if well in treatment_of and value is not None:
+            grouped.setdefault(treatment_of[well], []).append(value)
+    return {t: float(np.median(v)) for t, v in sorted(grouped.items())}
+
+
+def treatment_kind(metrics: dict, treatment: str) -> str | None:
+    """``"control"``, ``"visible morphology"`` or ``"silent morphology"``; ``None`` when the data do not say."""
+    info = metrics.get("treatment_info") or {}
+    if treatment in (info.get("controls") or []):
+        return "control"
+    visible = (info.get("morphology_visible") or {}).get(treatment)
+    return None if visible is None else "visible morphology" if visible else "silent morphology"
+
+
+def histories(metrics: dict) -> dict[str, list[dict]]:
+    """Method → per-epoch training record (``metrics["history"]``); empty when no method recorded one."""
+    return {m: h for m, h in (metrics.get("history") or {}).items() if h}

@@ -145,4 +145,43 @@ FIDELITY_TEXT = (
     "gene, the correlation across held-out wells between the synthetic and real well-average expression; median "
     "over genes."
 )
+EMBEDDING_SOURCE_TEXT = ("The same map coloured by source: each panel draws one method's synthetic cells over the "
+                         "real cells (grey). Coloured points where no grey ones are: cells unlike any real cell; "
+                         "grey regions left bare: real states the method never makes.")
 MISSING_ARRAYS = "{what} not drawn: arrays.npz was not found."
+MISSING_FIGURE_DATA = ("{what} not drawn: this result does not keep {data} (results saved by an older phenoseq, "
+                       "or the unseen-compound protocol, which keeps no arrays); re-run the evaluation to see it.")
+
+CHANGES_TEXT = (
+    "Each point is one gene of one held-out well ({split}): its measured change from the training mean (x) "
+    "against the method's predicted change (y), for {n_wells} wells spread over the treatments and the "
+    "{n_features} {unit} whose measured change varies most across them. On the dashed diagonal the prediction "
+    "is exact. A cloud flat along y = 0 predicts no change (what the training mean does by construction, so it "
+    "is left out); one along the diagonal but flatter has the right direction and too small an amplitude; a "
+    "cloud along y = 0 for one colour only means the method misses those treatments. r in each panel: over "
+    "the points shown; the table's r is the median over wells, each over all genes."
+)
+TREATMENT_FIDELITY_TEXT = (
+    "One point per treatment: the median over its held-out wells ({split}) of r, as in the well-level table. "
+    "{x_axis} Grey dashes: the real replicate of the same treatment, what a measurement achieves. A method "
+    "that reads transcriptomes from images can only predict what the images show: expect points near the "
+    "grey dashes for treatments that change morphology and near 0 for those that do not, whatever the "
+    "method. {colours}"
+)
+TREATMENT_X_TEXT = ("x: how much the treatment changes morphology, the distance of its wells' mean Cell Painting "
+                    "profile from that of the control wells (1, dotted: no more than a control well; imaging "
+                    "only, which every method is given).")
+TREATMENT_X_ORDER = "x: treatments in order of the method's r (the result has no control wells to measure from)."
+TREATMENT_COLOUR_TEXT = ("Blue: treatments the data mark as changing morphology; orange: morphologically silent "
+                         "ones (active on transcription only); black: the control.")
+NO_TREATMENT_COLOUR_TEXT = ("The data do not mark which treatments change morphology (an obs column "
+                            "<code>morphology_visible</code> would), so points take the method's colour.")
+HISTORY_TEXT = (
+    "Loss per epoch of the methods trained by epochs (the diffusion model's denoising loss). Training loss: "
+    "on the training wells; validation loss: on the validation wells, whose RNA no held-out well shares. "
+    "Dotted: the epoch of lowest validation loss, whose weights the model keeps. Validation loss rising while "
+    "training loss falls means overfitting; both flat means more epochs would add nothing.{fold}"
+)
+HISTORY_FOLD_TEXT = " Unseen-compound protocol: the history of the first fold's model."
+NO_HISTORY_TEXT = ("No training history: none of the methods recorded one (the baselines are fitted in one step, "
+                   "not trained by epochs; results saved by an older phenoseq do not keep it).")

@@ -148,7 +148,8 @@ def simulate_screen(config: SimulationConfig | None = None, keys: ScreenKeys | N
         ``imaging``: AnnData, cells × ``n_features`` float32 morphology features.
         ``rnaseq``: AnnData, cells × ``n_genes`` raw counts (CSR, float32 holding integers).
         Both carry ``obs`` columns for sample, treatment, replicate, batch and group (names from ``keys``)
-        plus ``MoA``; ``uns["simulation"]`` records the config.
+        plus ``MoA``; ``uns["simulation"]`` records the config (the MoA groups as ``moa_visible``: MoA → whether it
+        acts on morphology).
     """
     c = config or SimulationConfig()
     k = keys or ScreenKeys()
@@ -196,6 +197,8 @@ def simulate_screen(config: SimulationConfig | None = None, keys: ScreenKeys | N
         var=pd.DataFrame(index=[f"GENE{g:05d}" for g in range(c.n_genes)]),
     )
     settings = {k2: list(v) if isinstance(v, tuple) else v for k2, v in c.to_dict().items() if k2 != "moa_groups"}
+    # The groups as {MoA: morphology visible}: h5ad cannot store the mixed [name, n, flag] lists.
+    settings["moa_visible"] = {str(name): bool(visible) for name, _n, visible in c.moa_groups}
     for adata, modality in ((imaging, "imaging"), (rnaseq, "rnaseq")):
         adata.uns["simulation"] = {"modality": modality, **settings}
     return imaging, rnaseq
