@@ -73,14 +73,42 @@ def test_imaging_only_wells_and_guidance(trained):
 
 def test_ood_flags_unfamiliar_morphology(trained):
     screen, model = trained
-    imaging = screen.subset("imaging", screen.wells_in("test")[:2]).copy()
-    shifted = imaging.copy()
+    # A copy of training wells under new names is as familiar as a well can be; the same wells pushed far
+    # from every training well are obviously novel.
+    duplicate = screen.subset("imaging", screen.wells_in("train")[:3]).copy()
+    duplicate.obs["Sample_ID"] = duplicate.obs["Sample_ID"].astype(str) + "-again"
+    shifted = duplicate.copy()
     shifted.X = shifted.X + 25.0 * np.asarray(model.imaging_scaler.scale)
     shifted.obs["Sample_ID"] = shifted.obs["Sample_ID"].astype(str) + "-shifted"
-    normal = model.generate(imaging, cells_per_well=2)
-    odd = model.generate(shifted, cells_per_well=2)
-    assert not normal.obs["phenoseq_ood"].any()
+    normal = model.wells(model.generate(duplicate, cells_per_well=2))
+    odd = model.wells(model.generate(shifted, cells_per_well=2))
+    assert not normal.obs["phenoseq_ood"].any() and (normal.obs["phenoseq_ood_score"] < 1e-3).all()
     assert odd.obs["phenoseq_ood"].all()
+    assert odd.obs["phenoseq_confidence"].max() < normal.obs["phenoseq_confidence"].min()
+    assert (odd.layers["upper"] - odd.layers["lower"]).mean() > (normal.layers["upper"] - normal.layers["lower"]).mean()
+
+
+def test_well_level_output(trained):
+    screen, model = trained
+    assert model.calibration is not None and model.calibration.n_wells["seen"] == len(screen.wells_in("val"))
+    wells_ids = screen.wells_in("test")[:4]
+    syn = model.generate(screen.subset("imaging", wells_ids), cells_per_well=6, seed=2)
+    wells = model.wells(syn, level=0.8)
+    assert sorted(wells.obs_names) == sorted(wells_ids) and list(wells.var_names) == model.rna_space.genes
+    first = wells_ids[0]
+    assert np.allclose(wells[first].X, syn[syn.obs["Sample_ID"] == first].X.mean(axis=0), atol=1e-5)
+    assert (wells.layers["lower"] <= wells.X).all() and (wells.X <= wells.layers["upper"]).all()
+    conf = wells.obs["phenoseq_confidence"]
+    assert ((conf > 0) & (conf <= 1)).all()
+    for col in ("Treatment", "Replicate", "phenoseq_ood", "phenoseq_ood_score", "phenoseq_disagreement",
+                "phenoseq_calibration", "phenoseq_n_cells"):
+        assert col in wells.obs.columns
+    assert (wells.obs["phenoseq_n_cells"] == 6).all()
+    assert wells.uns["phenoseq"]["calibrated"] and wells.uns["phenoseq"]["level"] == 0.8
+    wider = model.wells(syn, level=0.95)
+    assert ((wider.layers["upper"] - wider.layers["lower"]) >= (wells.layers["upper"] - wells.layers["lower"])).all()
+    with pytest.raises(PhenoseqError, match="between 0 and 1"):
+        model.wells(syn, level=1.5)
 
 
 def test_bad_generation_input(trained):
@@ -102,6 +130,9 @@ def test_save_load_gives_identical_samples(trained, tmp_path):
     b = back.generate(imaging, cells_per_well=4, seed=5)
     assert np.array_equal(a.obsm[LATENT_KEY], b.obsm[LATENT_KEY])
     assert back.history == model.history
+    wa, wb = model.wells(a), back.wells(b)  # the calibration travels with the model
+    assert np.allclose(wa.layers["upper"], wb.layers["upper"]) and np.allclose(wa.obs["phenoseq_confidence"],
+                                                                               wb.obs["phenoseq_confidence"])
 
 
 def test_resume_continues_to_the_same_model(small_screen, tmp_path):

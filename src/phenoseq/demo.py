@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from phenoseq.simulate import SimulationConfig
 
 DEMO_CELLS_PER_WELL = 100
-OUTPUTS = ("model", "synthetic.h5ad", "metrics.json", "arrays.npz", "report.html")
+OUTPUTS = ("model", "synthetic.h5ad", "synthetic.wells.h5ad", "metrics.json", "arrays.npz", "report.html")
 
 
 @dataclass
@@ -91,7 +91,9 @@ def run_demo(out_dir: str | Path, seed: int = 0, progress: _progress.Progress | 
     config = BenchmarkConfig(seed=seed, cells_per_well=cells_per_well)
     result = evaluate(screen, rna_space, generators, config=config, moa_key="MoA", progress=progress)
     if model is not None:
-        write_h5ad(result.synthetic[model.name], out_dir / "synthetic.h5ad")
+        syn = result.synthetic[model.name]
+        write_h5ad(syn, out_dir / "synthetic.h5ad")
+        write_h5ad(model.wells(syn), out_dir / "synthetic.wells.h5ad")
     metrics_path = write_results(result, out_dir)
     lap("generate+evaluate")
     report_path = render_report(result, out_dir)

@@ -22,13 +22,17 @@ import torch
 from phenoseq import __version__
 from phenoseq import progress as progress_mod
 from phenoseq.errors import PhenoseqError
+from phenoseq.generate.calibrate import DEFAULT_LEVEL, Calibration, novelty_slope
 from phenoseq.generate.ood import OODScorer
 from phenoseq.generate.output import check_output_size, synthetic_adata, well_metadata
 from phenoseq.generate.synthesize import SamplingSettings, sample_latents
+from phenoseq.generate.well_output import well_adata
+from phenoseq.generate.well_ridge import WellRidge, disagreement, leave_group_out_errors
+from phenoseq.groups import group_means
 from phenoseq.io.files import atomic_path
 from phenoseq.io.fingerprint import screen_fingerprint
 from phenoseq.io.keys import ScreenKeys
-from phenoseq.io.screen import PairedScreen
+from phenoseq.io.screen import CONTROL, PairedScreen
 from phenoseq.io import checkpoint
 from phenoseq.model.config import ModelConfig
 from phenoseq.model.data import Standardiser, WellImaging
@@ -36,6 +40,8 @@ from phenoseq.model.denoiser import Denoiser
 from phenoseq.model.diffusion import SAMPLERS, Diffusion
 from phenoseq.model.train import Split, Trainer, TrainState
 from phenoseq.rna.space import EmbeddingSpace, RNASpace, space_from_state
+
+CALIBRATION_CELLS = 100  # synthetic cells per validation well for calibration: as many as generate's default
 
 
 class PhenoSeq:
@@ -74,6 +80,7 @@ class PhenoSeq:
         self._assemble(config, seed, k, rna_space, screen.imaging.var_names.tolist(), imaging_scaler,
                        Standardiser.fit(rna_space.transform(rna_train)), ood)
         self.screen = screen
+        self.well_ridge: WellRidge | None = WellRidge.fit(*self._well_means(sorted(train_wells)))
 
     def _assemble(self, config: ModelConfig, seed: int, keys: ScreenKeys, rna_space, feature_names: list[str],
                   imaging_scaler: Standardiser, latent_scaler: Standardiser, ood: OODScorer) -> None:
@@ -82,6 +89,8 @@ class PhenoSeq:
         self.config, self.seed, self.keys = config, seed, keys
         self.rna_space, self.feature_names = rna_space, feature_names
         self.imaging_scaler, self.latent_scaler, self.ood = imaging_scaler, latent_scaler, ood
+        self.calibration: Calibration | None = None  # set by calibrate() (after training, on validation wells)
+        self.well_ridge = None  # a second opinion on well means (set by __init__ and load)
         self.screen: PairedScreen | None = None
         self.data_fingerprint: str | None = None  # set when training starts; resume checks it
         torch.manual_seed(seed)
@@ -159,9 +168,79 @@ class PhenoSeq:
                 last_save = time.monotonic()
 
         self.trainer.run(imaging, train, val, progress, max_epochs, on_epoch_end)
+        if self.screen.wells_in("val"):
+            self.calibrate(progress=progress)
         if checkpoint_dir is not None:
             self.save(checkpoint_dir, overwrite=True)
         return self.history
+
+    def calibrate(self, cells_per_well: int = CALIBRATION_CELLS, seed: int = 0,
+                  progress: progress_mod.Progress | None = None) -> Calibration:
+        """Fit the prediction intervals, confidence and OOD threshold on the validation wells (which the model
+        did not train on): generate for their imaging, compare with their real RNA
+        (:mod:`phenoseq.generate.calibrate`). :meth:`train` calls it at the end; returns the calibration."""
+        if self.screen is None:
+            raise PhenoseqError("calibration needs the screen the model was trained on; use resume(screen) first")
+        wells = sorted(self.screen.wells_in("val"))
+        if not wells:
+            raise PhenoseqError("the screen has no validation wells to calibrate on; put some wells of seen (and, "
+                                "ideally, unseen) treatments in the validation split")
+        k = self.keys
+        if self.well_ridge is None:  # a model saved before the ridge member existed, resumed on its screen
+            self.well_ridge = WellRidge.fit(*self._well_means(sorted(self.screen.wells_in("train"))))
+        self.calibration = None  # the cells generated below must not use an earlier calibration
+        syn = self.generate(self.screen.subset("imaging", wells), cells_per_well=cells_per_well, seed=seed,
+                            progress=progress, counts=False)
+        samples = syn.obs[k.sample].astype(str).to_numpy()
+        names, predicted = group_means(self._profile_of_cells(syn), samples, wells)
+        real_rna = self.screen.subset("rnaseq", wells)
+        real = group_means(self._profile_of_rna(real_rna), real_rna.obs[k.sample].astype(str).to_numpy(), wells)[1]
+        train_rna = self.screen.subset("rnaseq", self.screen.wells_in("train"))
+        train_means = group_means(self._profile_of_rna(train_rna), train_rna.obs[k.sample].astype(str).to_numpy())[1]
+        per_well = syn.obs.groupby(k.sample, observed=True)[["phenoseq_ood_score", "phenoseq_disagreement"]].first()
+        ood, dis = (per_well.loc[names, c].to_numpy() for c in per_well.columns)
+        treatment = self.screen.wells[k.treatment].astype(str)
+        train_treatments = sorted(set(treatment.loc[self.screen.wells_in("train")]))
+        unseen = ~np.isin(treatment.loc[names].to_numpy(), train_treatments)
+        self.calibration = Calibration.fit(predicted, real, ood, dis, unseen, train_means.mean(axis=0), train_treatments,
+                                           novelty_slope=self._novelty_slope(names, ood))
+        return self.calibration
+
+    def _well_means(self, wells: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """``(n, F)`` mean standardised morphology and ``(n, d)`` mean standardised latent of screen wells."""
+        img, rna = self.screen.subset("imaging", wells), self.screen.subset("rnaseq", wells)
+        k = self.keys
+        morphology = group_means(self.imaging_scaler(np.asarray(img[:, self.feature_names].X)),
+                                 img.obs[k.sample].astype(str).to_numpy(), wells)[1]
+        latent = group_means(self.latent_scaler(self.rna_space.transform(rna)),
+                             rna.obs[k.sample].astype(str).to_numpy(), wells)[1]
+        return morphology, latent
+
+    def _novelty_slope(self, val_wells: list[str], val_ood: np.ndarray) -> float | None:
+        """How fast a regression's error grows with morphological novelty, measured where novelty varies: the
+        ridge member on the validation wells, and on each training treatment's wells when fitted without that
+        treatment (scored against the other treatments' wells, as an unseen compound would be)."""
+        train = sorted(self.screen.wells_in("train"))
+        X, Y = self._well_means(train)
+        w = self.screen.wells.loc[train]
+        treatment = w[self.keys.treatment].astype(str).to_numpy()
+        targets = np.where(w[self.keys.group].astype(str).to_numpy() == CONTROL, None, treatment)
+        loco = leave_group_out_errors(X, Y, targets, self.well_ridge.alpha)
+        loco_ood = self.ood.leave_group_out_scores(treatment)
+        if len(loco_ood) != len(train):  # the OOD scorer saw other wells (cannot happen for a screen's own model)
+            return None
+        Xv, Yv = self._well_means(val_wells)
+        val_err = np.sqrt(((self.well_ridge.predict(Xv) - Yv) ** 2).mean(axis=1))
+        return novelty_slope(np.r_[loco_ood, val_ood], np.r_[loco, val_err])
+
+    def _profile_of_rna(self, rna: ad.AnnData) -> np.ndarray:
+        """Real cells in the space of the well-level output: expression when the space has genes, else latent."""
+        return self.rna_space.expression(rna) if self.rna_space.genes else self.rna_space.transform(rna)
+
+    def _profile_of_cells(self, syn: ad.AnnData) -> np.ndarray:
+        if syn.n_vars:
+            return np.asarray(syn.X.toarray() if hasattr(syn.X, "toarray") else syn.X, dtype=np.float64)
+        return np.asarray(syn.obsm["X_phenoseq"], dtype=np.float64)
 
     def resume(self, screen: PairedScreen, progress: progress_mod.Progress | None = None,
                max_epochs: int | None = None, checkpoint_dir: str | Path | None = None) -> list[dict]:
@@ -182,7 +261,7 @@ class PhenoSeq:
         moments (five copies of every weight), plus the RNA space and scalers."""
         weights = sum(p.numel() for p in self.denoiser.parameters()) * 4 * 5
         rna = sum(np.asarray(v).nbytes for v in self.rna_space.state()[0].values())
-        return int(weights + rna + self.ood.components.nbytes + self.ood.means.nbytes + 2**16)
+        return int(weights + rna + self.ood.components.nbytes + self.ood.means.nbytes + 2**20)
 
     def denoiser_for_sampling(self) -> Denoiser:
         """The network with the best EMA weights (what generation uses)."""
@@ -193,7 +272,8 @@ class PhenoSeq:
     # -- generation -------------------------------------------------------------------------------------
     def generate(self, imaging: ad.AnnData, cells_per_well: int = 100, seed: int = 0, sampler: str | None = None,
                  steps: int | None = None, guidance: float | None = None, context_size: int | None = None,
-                 progress: progress_mod.Progress | None = None, source: str = "imaging") -> ad.AnnData:
+                 progress: progress_mod.Progress | None = None, source: str = "imaging",
+                 counts: bool = True) -> ad.AnnData:
         """Synthetic RNA cells for every well of ``imaging`` (seen in training or not, with or without RNA).
 
         Returns AnnData in the output contract (:mod:`phenoseq.generate.output`): ``cells_per_well`` rows per
@@ -202,7 +282,8 @@ class PhenoSeq:
         unlike every training well: trust its synthetic cells less).
 
         ``context_size`` sets how many imaging cells condition each synthetic cell (default: as in training).
-        ``source`` names ``imaging`` in error messages (its file path, say).
+        ``source`` names ``imaging`` in error messages (its file path, say). ``counts=False`` leaves out
+        ``layers["counts"]``.
         """
         c = self.config
         sampler = sampler or c.sampler
@@ -221,21 +302,48 @@ class PhenoSeq:
                                            self.rna_space.n_latent, progress)
         latent = self.latent_scaler.inverse(z)
         score = self.ood.score(well_imaging)
+        dis = self._disagreement(well_imaging, z, samples)
         per_cell = np.repeat(score, cells_per_well)
+        threshold = self.ood_threshold
         meta = {"model": "phenoseq-diffusion", "version": __version__, "sampler": sampler, "steps": settings.steps,
-                "guidance": settings.guidance, "seed": seed, "context_size": n,
-                "ood_threshold": self.ood.threshold}
+                "guidance": settings.guidance, "seed": seed, "context_size": n, "ood_threshold": threshold}
+        extra = {"phenoseq_ood_score": per_cell.astype(np.float32), "phenoseq_ood": per_cell > threshold}
+        if dis is not None:
+            extra["phenoseq_disagreement"] = np.repeat(dis, cells_per_well)
+        if self.calibration is not None and dis is not None:
+            extra["phenoseq_confidence"] = np.repeat(self.calibration.confidence(score, dis), cells_per_well)
         return synthetic_adata(latent, samples, well_metadata(imaging, self.keys), self.keys, seeds, meta,
-                               decode=self.rna_space.decode, genes=self.rna_space.genes,
-                               extra_obs={"phenoseq_ood_score": per_cell.astype(np.float32),
-                                          "phenoseq_ood": per_cell > self.ood.threshold})
+                               decode=self.rna_space.decode, genes=self.rna_space.genes, extra_obs=extra,
+                               counts=counts)
+
+    def _disagreement(self, imaging: WellImaging, z: np.ndarray, samples: np.ndarray) -> np.ndarray | None:
+        """``(n_wells,)`` model–ridge disagreement on each well's mean (sorted well order), or None without a
+        ridge (models saved before it existed)."""
+        if self.well_ridge is None:
+            return None
+        names = imaging.names.tolist()
+        morphology = group_means(imaging.features.numpy(), np.repeat(imaging.names, imaging.counts), names)[1]
+        return disagreement(group_means(z, samples, names)[1], self.well_ridge.predict(morphology))
+
+    @property
+    def ood_threshold(self) -> float:
+        """OOD score above which a well is flagged: calibrated to a 5% false-flag rate on validation wells of
+        training treatments when the model is calibrated, else 1.5 × the largest leave-one-out training score."""
+        return self.calibration.ood_threshold if self.calibration is not None else self.ood.threshold
+
+    def wells(self, synthetic: ad.AnnData, level: float = DEFAULT_LEVEL) -> ad.AnnData:
+        """The well-level AnnData of cells this model generated: predicted well means, ``level`` prediction
+        intervals, confidence and OOD flag per well (contract in :mod:`phenoseq.generate.well_output`)."""
+        return well_adata(synthetic, self.keys, self.calibration, level)
 
     # -- persistence ------------------------------------------------------------------------------------
     def _component_states(self) -> dict[str, tuple[dict, dict]]:
         """Every fitted part's (tensors, JSON metadata); tensor names carry the part's own prefix."""
         return {"rna_space": self.rna_space.state(), "imaging_scaler": self.imaging_scaler.state("imaging"),
                 "latent_scaler": self.latent_scaler.state("latent"), "ood": self.ood.state(),
-                "trainer": self.trainer.state_dict()}
+                "trainer": self.trainer.state_dict(),
+                **({"well_ridge": self.well_ridge.state()} if self.well_ridge is not None else {}),
+                **({"calibration": self.calibration.state()} if self.calibration is not None else {})}
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
         """Write ``model.safetensors`` (all tensors) and ``model.json`` (everything else) into ``directory``.
@@ -304,6 +412,11 @@ class PhenoSeq:
                             OODScorer.from_state(raw, ood_meta, len(features)))
             model.trainer.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in raw.items()}, trainer_meta)
             model.data_fingerprint = meta.get("data_fingerprint")
+            if "well_ridge" in meta:  # models saved before the ridge and calibration existed have neither
+                model.well_ridge = WellRidge.from_state(raw, meta["well_ridge"], len(features), rna_space.n_latent)
+            if "calibration" in meta and model.well_ridge is not None:
+                width = len(rna_space.genes) if rna_space.genes else rna_space.n_latent
+                model.calibration = Calibration.from_state(raw, meta["calibration"], width)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise PhenoseqError(
                 f"{directory}: the checkpoint is incomplete or does not match its description ({type(exc).__name__}: {exc})"

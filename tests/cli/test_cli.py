@@ -67,6 +67,20 @@ def test_train_generate_resume(screen_dir, tmp_path, capsys):
                "--seed", "4", "-q") == 0
     syn = ad.read_h5ad(syn_path)
     assert syn.n_obs == 140 * 3 and "X_phenoseq" in syn.obsm
+    wells = ad.read_h5ad(tmp_path / "syn.wells.h5ad")  # the well-level file beside it
+    assert wells.n_obs == 140 and list(wells.var_names) == list(syn.var_names)
+    assert (wells.layers["lower"] <= wells.X).all() and (wells.X <= wells.layers["upper"]).all()
+    assert wells.uns["phenoseq"]["calibrated"] and wells.uns["phenoseq"]["level"] == 0.9
+    # Neither file is replaced without --overwrite, nor written when the other cannot be.
+    other = tmp_path / "other.h5ad"
+    assert run("generate", "-m", str(model_dir), "-i", imaging, "-o", str(other), "--wells-out",
+               str(tmp_path / "syn.wells.h5ad"), "-q") == 2
+    assert "--wells-out" in capsys.readouterr().err and not other.exists()
+    assert run("generate", "-m", str(model_dir), "-i", imaging, "-o", str(other), "--wells-out", str(other), "-q") == 2
+    assert run("generate", "-m", str(model_dir), "-i", imaging, "-o", str(other), "--level", "0.5",
+               "--cells-per-well", "2", "--wells-out", str(tmp_path / "w50.h5ad"), "-q") == 0
+    narrow = ad.read_h5ad(tmp_path / "w50.h5ad")
+    assert (narrow.layers["upper"] - narrow.layers["lower"]).mean() < (wells.layers["upper"] - wells.layers["lower"]).mean()
     # Refuses to write over its own input.
     assert run("generate", "-m", str(model_dir), "-i", imaging, "-o", imaging, "-q") == 2
     assert ad.read_h5ad(imaging).n_vars == 30
@@ -107,3 +121,24 @@ def test_cli_choices_match_the_library():
     assert [s.value for s in Sampler] == list(CHOICES["sampler"])
     assert [k.value for k in InputKind] == ["auto", *KINDS]
     assert [b.value for b in Backend] == list(BACKENDS)
+
+
+def test_counts_in_a_layer(screen_dir, tmp_path, capsys):
+    """An RNA file with log-normalised X and raw counts in layers["counts"], as scanpy users keep it."""
+    import scipy.sparse as sp
+
+    rnaseq = ad.read_h5ad(screen_dir / "rnaseq.h5ad")
+    counts = sp.csr_matrix(rnaseq.X)
+    rnaseq.layers["counts"] = counts
+    rnaseq.X = sp.csr_matrix(np.log1p(counts.multiply(1e4 / np.maximum(counts.sum(axis=1), 1)).toarray()))
+    path = tmp_path / "lognorm.h5ad"
+    rnaseq.write_h5ad(path)
+    imaging = str(screen_dir / "imaging.h5ad")
+    assert run("info", imaging, str(path)) == 1
+    assert "--layer counts" in capsys.readouterr().out
+    assert run("info", imaging, str(path), "--layer", "counts") == 0
+    assert run("train", "-i", imaging, "-r", str(path), "--layer", "counts", "-o", str(tmp_path / "m"),
+               "--preset", "tiny", "--max-epochs", "1", "-q") == 0
+    assert run("train", "-i", imaging, "-r", str(path), "--layer", "nope", "-o", str(tmp_path / "m2"),
+               "--preset", "tiny", "-q") == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "m2").exists()

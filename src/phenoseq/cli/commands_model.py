@@ -118,23 +118,33 @@ def generate(
     model_dir: Path = typer.Option(..., "--model", "-m", help="Model directory written by phenoseq train."),
     imaging: Path = typer.Option(..., "--imaging", "-i", help="Imaging .h5ad of the wells to generate for."),
     out: Path = typer.Option(..., "--out", "-o", help="Synthetic-cell .h5ad to write."),
+    wells_out: Optional[Path] = typer.Option(
+        None, "--wells-out", help="Well-level .h5ad (well means, intervals, confidence, OOD flag) [default: OUT.wells.h5ad]."),
+    level: float = typer.Option(0.9, min=0.01, max=0.99, help="Coverage of the well-level prediction intervals."),
     cells_per_well: int = typer.Option(100, min=1, help="Synthetic cells per well."),
     seed: int = typer.Option(0, help="Random seed: the same seed gives the same cells."),
     sampler: Optional[Sampler] = typer.Option(None, help="Sampler (default: the model's, dpm++2m: fast)."),
     steps: Optional[int] = typer.Option(None, min=1, help="Sampling steps (default: the model's, 12 for dpm++2m)."),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; >= 0)."),
-    overwrite: bool = typer.Option(False, help="Replace --out if it exists."),
+    overwrite: bool = typer.Option(False, help="Replace --out and --wells-out if they exist."),
     quiet: bool = QUIET,
 ) -> None:
-    """Generate synthetic single-cell transcriptomes for every well of an imaging file."""
+    """Generate synthetic single-cell transcriptomes for every well of an imaging file, and a well-level file
+    with each well's predicted mean, prediction intervals, confidence and out-of-distribution flag."""
+    from phenoseq.errors import PhenoseqError
     from phenoseq.generate.output import check_output_size
-    from phenoseq.io import read_h5ad, write_h5ad
-    from phenoseq.io.files import check_destination, check_free_space
+    from phenoseq.generate.well_output import wells_path
+    from phenoseq.io import read_h5ad
+    from phenoseq.io.files import atomic_path, check_destination, check_free_space
     from phenoseq.phenoseq import PhenoSeq
     from phenoseq.progress import RichProgress
 
-    check_destination(out, overwrite=overwrite, inputs=(imaging, model_dir / "model.safetensors",
-                                                        model_dir / "model.json"))
+    wells_out = wells_out or wells_path(out)
+    inputs = (imaging, model_dir / "model.safetensors", model_dir / "model.json")
+    if wells_out.resolve() == out.resolve():
+        raise PhenoseqError(f"--wells-out {wells_out} is the same file as --out; give the well-level file another name")
+    for path, option in ((out, "--out"), (wells_out, "--wells-out")):
+        check_destination(path, overwrite=overwrite, inputs=inputs, option=option)
     model = PhenoSeq.load(model_dir)
     adata = read_h5ad(imaging)
     if model.keys.sample in adata.obs.columns:  # else generate names the missing column
@@ -144,11 +154,21 @@ def generate(
         check_free_space(out, n_cells * width * 4, f"{n_cells:,} synthetic cells")
     syn = model.generate(adata, cells_per_well=cells_per_well, seed=seed, sampler=sampler and sampler.value, steps=steps,
                          guidance=guidance, progress=RichProgress(quiet), source=str(imaging))
-    write_h5ad(syn, out, inputs=(imaging,))
+    wells = model.wells(syn, level=level)
+    # Both files appear together or not at all.
+    with atomic_path(out, inputs) as tmp_cells, atomic_path(wells_out, inputs) as tmp_wells:
+        syn.write_h5ad(tmp_cells)
+        wells.write_h5ad(tmp_wells)
+    if model.calibration is None:
+        err_console.print("[yellow]warning:[/] the model was trained without validation wells, so it has no "
+                          "calibration: the well-level file has no intervals or confidence. Train with a validation "
+                          "split to get them", highlight=False)
     if not quiet:
-        n_ood = int(syn.obs.groupby(model.keys.sample, observed=True)["phenoseq_ood"].first().sum())
-        console.print(f"wrote {out}: {syn.n_obs} synthetic cells for {syn.obs[model.keys.sample].nunique()} wells "
-                      f"({n_ood} wells flagged out-of-distribution)")
+        n_ood = int(wells.obs["phenoseq_ood"].sum())
+        console.print(f"wrote {out}: {syn.n_obs} synthetic cells for {wells.n_obs} wells "
+                      f"({n_ood} wells flagged out-of-distribution); well-level means"
+                      + (f", {level:.0%} intervals and confidence" if model.calibration is not None else "")
+                      + f" in {wells_out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from phenoseq import progress as _progress
 from phenoseq.errors import PhenoseqError
+from phenoseq.evaluate import trust
 from phenoseq.evaluate import wells as W
 from phenoseq.evaluate.benchmark import BenchmarkConfig
 from phenoseq.evaluate.scaled import scaled_scores
@@ -68,6 +69,9 @@ def evaluate_unseen(screen: PairedScreen, fit: Fit, n_folds: int = 3, config: Be
     if "fidelity" in metrics:
         metrics["fidelity"] = {m: {UNSEEN: _mean_fidelity([r.metrics["fidelity"][m][UNSEEN] for r in results])}
                                for m in methods}
+    if all("trust" in r.metrics for r in results):
+        metrics["trust"] = {m: trust.merge([r.metrics["trust"][m] for r in results])
+                            for m in metrics["trust"] if all(m in r.metrics["trust"] for r in results)}
     # Both hold one fold's cells and features, which the merged result has no arrays for.
     metrics.pop("embedding", None)
     metrics.pop("mean_change", None)

@@ -55,7 +55,7 @@ class WellProfiles:
         return self.latent.mean(axis=0), None if self.genes is None else self.genes.mean(axis=0)
 
 
-def _has_genes(space: RNASpace) -> bool:
+def has_genes(space: RNASpace) -> bool:
     return getattr(space, "decode", None) is not None and len(space.genes) > 0
 
 
@@ -64,7 +64,7 @@ def real_profiles(screen: PairedScreen, space: RNASpace, wells: list[str]) -> We
     rna = screen.subset("rnaseq", wells)
     labels = rna.obs[screen.keys.sample].astype(str).to_numpy()
     latent = group_means(space.transform(rna), labels, wells)[1]
-    genes = group_means(space.expression(rna), labels, wells)[1] if _has_genes(space) else None
+    genes = group_means(space.expression(rna), labels, wells)[1] if has_genes(space) else None
     return WellProfiles(list(wells), latent, genes)
 
 
@@ -74,7 +74,7 @@ def synthetic_profiles(syn: ad.AnnData, space: RNASpace, sample_key: str, wells:
     mask = np.isin(labels, wells)
     latent = group_means(np.asarray(syn.obsm[LATENT_KEY])[mask], labels[mask], wells)[1]
     genes = None
-    if _has_genes(space):
+    if has_genes(space):
         if syn.n_vars == len(space.genes) and syn.var_names.tolist() == list(space.genes):
             X = syn.X[mask]
             X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)

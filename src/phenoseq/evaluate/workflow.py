@@ -34,6 +34,9 @@ render, with a note in place of the figure)::
                                                              absent without two control wells),
                       morphology_visible {treatment: bool}} (only when the data mark it: wells.VISIBLE_KEY)
     history[method] = [{epoch, train_loss, val_loss}, ...]   (generators with a ``history``, e.g. PhenoSeq)
+    trust[method] = interval coverage and width beside the training-mean interval's, Spearman(confidence,
+                    −error), OOD AUROC / recall / false-flag rate   (generators with calibrated well-level
+                                                                     output: layout in phenoseq.evaluate.trust)
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from phenoseq.evaluate.contexts import ContextSets
 from phenoseq.evaluate.inputs import check_synthetic, covered_splits
 from phenoseq.evaluate.jsonable import jsonable
 from phenoseq.evaluate.scaled import BASELINE, scaled_scores
+from phenoseq.evaluate.trust import evaluate_trust
 from phenoseq.generate.baselines import TrainingMeanBaseline
 from phenoseq.io.screen import UNSEEN, PairedScreen
 from phenoseq.rna.space import RNASpace
@@ -231,6 +235,10 @@ def evaluate(
         metrics["embedding"], emb_arrays = bench.embedding(data, methods, figure_split)
         arrays.update(emb_arrays)
     arrays.update(figure_arrays)
+    trust = {name: evaluate_trust(screen, rna_space, g, synthetic[name], splits, config.cells_per_well, config.seed,
+                                  progress) for name, g in generators.items() if name in methods}
+    if any(trust.values()):
+        metrics["trust"] = {name: t for name, t in trust.items() if t}
     metrics["wells"] = wells_metrics
     metrics["scaled"] = scaled_scores(wells_metrics, methods)
     return BenchmarkResult(metrics=metrics, arrays=arrays, synthetic=synthetic)

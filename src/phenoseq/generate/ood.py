@@ -46,6 +46,15 @@ class OODScorer:
         _, means = group_means(imaging.features.numpy() @ self.components.T, np.repeat(imaging.names, imaging.counts))
         return (cdist(means, self.means).min(axis=1) / self.scale).astype(np.float32)
 
+    def leave_group_out_scores(self, groups: np.ndarray) -> np.ndarray:
+        """``(W_train,)`` score of each training well against the training wells of other groups (treatments):
+        the scores a well of a treatment without training wells would get. ``groups`` in training-well order
+        (sorted sample ids); wells of a lone group get inf."""
+        groups = np.asarray(groups, dtype=object)
+        d = cdist(self.means, self.means)
+        d[groups[:, None] == groups[None, :]] = np.inf
+        return (d.min(axis=1) / self.scale).astype(np.float64)
+
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         """(tensors, JSON metadata) for a checkpoint."""
         tensors = {"ood.components": self.components, "ood.means": self.means,

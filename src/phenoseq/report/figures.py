@@ -12,7 +12,7 @@ import io
 from typing import TYPE_CHECKING
 
 from phenoseq.evaluate.benchmark import GAPS, confusion_key
-from phenoseq.report import panels, panels_cells
+from phenoseq.report import panels, panels_cells, panels_trust
 from phenoseq.report.layout import (BASELINE, REFERENCE, accuracy, accuracy_bars, change_arrays, histories,
                                     ident_splits, per_treatment, space)
 from phenoseq.report.style import clip, legend_handles
@@ -183,3 +183,13 @@ def history_figure(metrics: dict) -> bytes:
     for ax, (method, records) in zip(axes, found.items()):
         panels_cells.history(ax, records, title=method)
     return _below(fig, axes)
+
+
+def trust_figure(metrics: dict) -> bytes:
+    """Interval coverage per split and confidence against error, a pair of panels per method with a trust entry."""
+    methods = panels_trust.trust_methods(metrics)
+    fig, axes = _grid(2 * len(methods), 4.4, 3.4)
+    for i, method in enumerate(methods):
+        panels_trust.coverage(axes[2 * i], metrics, method)
+        panels_trust.confidence_error(axes[2 * i + 1], metrics, method)
+    return _below(fig, axes[::2])

@@ -15,11 +15,12 @@ import base64
 import html
 from pathlib import Path
 
-from phenoseq.evaluate.benchmark import GAPS, confusion_key
+from phenoseq.evaluate.benchmark import GAPS, SPLIT_LABELS, confusion_key
 from phenoseq.evaluate.workflow import BenchmarkResult
 from phenoseq.io.files import atomic_path
 from phenoseq.report import figures
 from phenoseq.report import text as T
+from phenoseq.report.panels_trust import trust_methods
 from phenoseq.report.layout import (REFERENCE, REPLICATE, accuracy, dig, figure_split, histories, ident_splits,
                                     scaled_metrics, space)
 
@@ -90,7 +91,8 @@ def _table(header: list[str], rows: list[tuple[list[str], str]], groups: list[tu
 
 
 def _split_name(m: dict, split: str) -> str:
-    return f"{_esc(m['splits'][split]['label'])} (<code>{_esc(split)}</code>)"
+    label = m["splits"].get(split, {}).get("label") or SPLIT_LABELS.get(split, split)
+    return f"{_esc(label)} (<code>{_esc(split)}</code>)"
 
 
 def _method_text(m: dict, method: str) -> str:
@@ -269,6 +271,31 @@ def _fidelity(m: dict) -> tuple[str, str, str]:
     return "fidelity", "Fidelity of the synthetic cells", _table(header, rows) + _note(T.FIDELITY_TEXT)
 
 
+def _trust(m: dict) -> tuple[str, str, str]:
+    rows = []
+    for x in trust_methods(m):
+        entry = m["trust"][x]
+        for split, t in entry["splits"].items():
+            note = "" if t["exchangeable"] else " (not exchangeable)"
+            rows.append(([f"<b>{_esc(x)}</b>", _split_name(m, split) + note, str(t["n_wells"]),
+                          _fmt(t["coverage"], 3), _fmt(t["width"], 3), _fmt(t["baseline_coverage"], 3),
+                          _fmt(t["baseline_width"], 3), _fmt(t["spearman"]), _fmt(t["flag_rate"])], ""))
+    header = ["method", "split", "wells", "coverage", "width", "coverage", "width", "Spearman(confidence, −error)",
+              "flagged OOD"]
+    level = m["trust"][trust_methods(m)[0]]["level"]
+    groups = [("", 3), (f"{level:.0%} intervals", 2), ("training-mean interval", 2), ("", 2)]
+    body = [_note(T.TRUST_TEXT.format(level=level)), _table(header, rows, groups)]
+    for x in trust_methods(m):
+        ood = m["trust"][x].get("ood") or {}
+        if ood.get("n_positive"):
+            body.append(_note(T.OOD_TEXT.format(method=_esc(x), auroc=_fmt(ood["auroc"]), recall=_fmt(ood["recall"]),
+                                                visible=_fmt(ood["recall_visible"]), n_visible=ood["n_visible"],
+                                                n_pos=ood["n_positive"], false=_fmt(ood["false_flag_rate"]),
+                                                n_neg=ood["n_negative"])))
+    body += [_img(figures.trust_figure(m), "interval coverage and confidence against error"), _note(T.TRUST_FIGURE_TEXT)]
+    return "trust", "Trust: intervals, confidence and the OOD flag", "".join(body)
+
+
 def _sections(m: dict, arrays: dict) -> list[tuple[str, str, str]]:
     """The report's sections, honest figures first; sections a result has no data for are left out."""
     sections = [_methods(m), _wells(m)]
@@ -281,6 +308,8 @@ def _sections(m: dict, arrays: dict) -> list[tuple[str, str, str]]:
         sections.append(_embedding(m, arrays))
     if m.get("fidelity"):
         sections.append(_fidelity(m))
+    if trust_methods(m):
+        sections.append(_trust(m))
     sections.append(_training(m))
     return sections
 

@@ -25,7 +25,12 @@ def colour(metrics: dict, method: str) -> str:
 
 
 def split_title(metrics: dict, split: str) -> str:
-    return f"{metrics['splits'][split]['label']} ({split})"
+    """``"label (split)"``; splits scored only in a figure's own section (the trust section's ``test`` wells of
+    the unseen protocol) take their usual label."""
+    from phenoseq.evaluate.benchmark import SPLIT_LABELS
+
+    label = metrics["splits"].get(split, {}).get("label") or SPLIT_LABELS.get(split, split)
+    return f"{label} ({split})"
 
 
 def treatment_colours(n: int) -> np.ndarray:

@@ -85,6 +85,61 @@ def print_results(metrics: dict, console: Console | None = None, splits: list[st
         if ident is not None:
             console.print(ident)
         console.print(well_table(metrics, split))
+    for method in metrics.get("trust", {}):
+        console.print(trust_table(metrics, method))
+
+
+TRUST_COLUMNS = ("coverage", "width", "baseline_coverage", "baseline_width", "spearman", "flag_rate")
+
+
+def trust_table(metrics: dict, method: str) -> Table:
+    """Interval coverage and width beside the training-mean interval's, Spearman(confidence, −error) and the
+    OOD flag of one method, per split (:mod:`phenoseq.evaluate.trust`)."""
+    entry = metrics["trust"][method]
+    ood = entry.get("ood") or {}
+    caption = ("cov = fraction of real well-mean genes inside the interval; w = mean interval width; mean-cov/mean-w: "
+               "the training-mean interval; rho = Spearman(confidence, −error); flagged = wells flagged OOD")
+    if ood.get("n_positive"):
+        caption += (f". OOD flag on unseen compounds: AUROC {_f(ood['auroc'])}, recall {_f(ood['recall'])} "
+                    f"(visible morphology {_f(ood['recall_visible'])}), false flags {_f(ood['false_flag_rate'])} "
+                    f"on {ood['n_negative']} held-out wells of training compounds")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption=caption,
+                  title=f"trust of {method}: {entry['level']:.0%} intervals calibrated on "
+                        f"{entry['calibration_wells'].get('seen', 0)} validation wells")
+    for col in ("split", "wells", "cov", "w", "mean-cov", "mean-w", "rho", "flagged"):
+        table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
+    for split, t in entry["splits"].items():
+        name = split if t["exchangeable"] else f"{split} (not exchangeable)"
+        table.add_row(name, str(t["n_wells"]), *(_f(t[c], 3 if "coverage" in c else 2) for c in TRUST_COLUMNS))
+    return table
+
+
+TRUST_SEED_FIGURES = (("coverage", "coverage"), ("width", "width"), ("mean-interval coverage", "baseline_coverage"),
+                      ("mean-interval width", "baseline_width"), ("Spearman", "spearman"), ("flagged", "flag_rate"))
+OOD_SEED_FIGURES = (("AUROC", "auroc"), ("recall", "recall"), ("recall (visible)", "recall_visible"),
+                    ("false flags", "false_flag_rate"))
+
+
+def trust_seeds_table(per_seed: list[dict], method: str, title: str) -> Table:
+    """Mean ± sd over seeds of the trust figures of ``method``: one row per split, then the OOD flag."""
+    import numpy as np
+
+    entries = [m["trust"][method] for m in per_seed if method in m.get("trust", {})]
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"{title}: mean ± sd over {len(entries)} seed(s)")
+    table.add_column("split", no_wrap=True)
+    for label, _ in TRUST_SEED_FIGURES:
+        table.add_column(label, justify="right", no_wrap=True)
+
+    def cell(values: list) -> str:
+        v = [x for x in values if x is not None]
+        return f"{np.mean(v):.3f} ± {np.std(v):.3f}" if v else "n/a"
+
+    for split in entries[0]["splits"] if entries else []:
+        table.add_row(split, *(cell([e["splits"].get(split, {}).get(k) for e in entries]) for _, k in TRUST_SEED_FIGURES))
+    if entries and entries[0].get("ood", {}).get("n_positive"):
+        table.add_row("OOD flag", *(f"{label} {cell([e['ood'][k] for e in entries])}" for label, k in OOD_SEED_FIGURES),
+                      "", "")
+    return table
 
 
 SEED_FIGURES = [  # (label, row source, row key): the figures compared across seeds

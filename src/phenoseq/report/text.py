@@ -185,3 +185,23 @@ HISTORY_TEXT = (
 HISTORY_FOLD_TEXT = " Unseen-compound protocol: the history of the first fold's model."
 NO_HISTORY_TEXT = ("No training history: none of the methods recorded one (the baselines are fitted in one step, "
                    "not trained by epochs; results saved by an older phenoseq do not keep it).")
+TRUST_TEXT = (
+    "Each synthetic well comes with a predicted well mean, a {level:.0%} prediction interval for every gene's "
+    "well mean, a confidence in (0, 1] and an out-of-distribution flag (the <code>.wells.h5ad</code> file of "
+    "<code>phenoseq generate</code>). Intervals and confidence are calibrated on the validation wells, which the "
+    "model did not train on (split-conformal, scaled by each well's difficulty: its morphological novelty and how "
+    "much the model and a ridge regression disagree on it). <b>Coverage</b>: the fraction of held-out wells' real "
+    "gene means inside their intervals; <b>width</b>: mean interval width (log1p CP10k). Beside them, the "
+    "<b>training-mean interval</b>: the training mean ± a conformal quantile of the validation wells' deviations "
+    "from it, what a user gets without a model. An interval earns its place only if it is narrower at the coverage "
+    "asked for. <b>Spearman</b>: between confidence and −error (RMS error of the well mean): 1 when the most "
+    "confident wells are the most accurate. HE wells come from another round than the calibration wells, so they "
+    "are not exchangeable with them: their coverage is reported as measured, and may fall short.")
+OOD_TEXT = (
+    "OOD flag of <b>{method}</b> on wells of compounds without training wells: AUROC of the OOD score {auroc} "
+    "against held-out wells of training compounds; flagged {recall} of {n_pos} unseen-compound wells ({visible} of "
+    "the {n_visible} whose compound visibly changes morphology) and {false} of {n_neg} held-out wells of training "
+    "compounds (the threshold aims at 5% of the latter).")
+TRUST_FIGURE_TEXT = ("Left: coverage of the method's intervals (colour) and of the training-mean interval (grey) "
+                     "per split; dashed: the level asked for. Right: each held-out well's confidence against the "
+                     "error of its predicted well mean.")

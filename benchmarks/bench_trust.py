@@ -1,0 +1,72 @@
+"""Trust on simulated screens: interval coverage and width, confidence against error, the OOD flag.
+
+For each seed the default screen is simulated and ``PhenoSeq(preset="cpu")`` trained twice over:
+* **seen protocol**: on the screen's training split; scored on its WE (``test``) and HE (``test_he``) wells;
+* **unseen protocol**: compound-level ``--folds``-fold hold-out (:func:`phenoseq.evaluate.evaluate_unseen`);
+  scored on the held-out compounds' wells (``unseen``) and, as the OOD flag's negatives, the ``test`` wells of
+  training compounds.
+The intervals (90%), confidence and OOD threshold are the ones the model calibrates on its validation wells
+at the end of training; nothing here is tuned on the scored wells. Beside the model's intervals: the
+training-mean interval (training mean ± a conformal quantile of the validation wells' deviations from it).
+
+    python benchmarks/bench_trust.py [--seeds 0 1 2] [--folds 3] [--max-epochs N] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--max-epochs", type=int, default=None, help="cap the model's epochs (default: the preset's)")
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--out", type=Path, default=None, help="write each run's trust entry as JSON into DIR")
+    args = parser.parse_args()
+
+    from rich.console import Console
+
+    from phenoseq import PhenoSeq
+    from phenoseq.evaluate import BenchmarkConfig, evaluate, evaluate_unseen
+    from phenoseq.evaluate.jsonable import jsonable
+    from phenoseq.io import PairedScreen
+    from phenoseq.progress import RichProgress
+    from phenoseq.report.tables import trust_seeds_table, trust_table
+    from phenoseq.simulate import SimulationConfig, simulate_screen
+
+    console = Console(width=170)
+    progress = RichProgress()
+    seen, unseen = [], []
+    for seed in args.seeds:
+        screen = PairedScreen(*simulate_screen(SimulationConfig(seed=seed)))
+        config = BenchmarkConfig(seed=seed)
+
+        def fit(held: PairedScreen, seed: int = seed) -> dict:
+            model = PhenoSeq(held, preset=args.preset, seed=seed)
+            model.train(progress=progress, max_epochs=args.max_epochs)
+            return {"phenoseq": model}
+
+        t = time.perf_counter()
+        methods = fit(screen)
+        seen.append(evaluate(screen, methods["phenoseq"].rna_space, methods, config=config, identification=False).metrics)
+        console.rule(f"seed {seed}, seen protocol ({time.perf_counter() - t:.0f} s)")
+        console.print(trust_table(seen[-1], "phenoseq"))
+        t = time.perf_counter()
+        unseen.append(evaluate_unseen(screen, fit, args.folds, config, progress=progress).metrics)
+        console.rule(f"seed {seed}, unseen protocol ({time.perf_counter() - t:.0f} s)")
+        console.print(trust_table(unseen[-1], "phenoseq"))
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            for name, m in (("seen", seen[-1]), ("unseen", unseen[-1])):
+                (args.out / f"trust_{name}_seed{seed}.json").write_text(json.dumps(jsonable(m["trust"]), indent=1))
+    console.print(trust_seeds_table(seen, "phenoseq", "seen protocol"))
+    console.print(trust_seeds_table(unseen, "phenoseq", f"unseen protocol ({args.folds}-fold compound hold-out)"))
+
+
+if __name__ == "__main__":
+    main()

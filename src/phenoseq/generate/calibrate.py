@@ -1,0 +1,188 @@
+"""Calibrated trust for synthetic wells: prediction intervals for well means, a confidence, an OOD threshold.
+
+Everything is fitted on **calibration wells**: wells with real RNA that the model did not train on (the
+validation split). Each calibration well has a predicted well mean ``p`` (the mean of its synthetic cells)
+and a real one ``y`` over the same ``G`` features (genes, or latent dimensions for an embedding space).
+
+Normalised split-conformal intervals
+    A well's error on feature ``g`` is modelled as ``|y_g − p_g| ≈ s_g · d_w``: ``s_g`` is the feature's
+    typical error (its mean absolute error over the calibration wells) and ``d_w`` the well's difficulty,
+    ``log d_w = a + b · log(ood_w) + c · log(dis_w)``, fitted on the calibration wells' realised errors.
+    ``ood_w`` is the well's morphological novelty (:mod:`phenoseq.generate.ood`) and ``dis_w`` how much the
+    diffusion model and a ridge regression disagree on its mean (:mod:`phenoseq.generate.well_ridge`);
+    ``b, c ≥ 0``: a more novel or more disputed well is never deemed easier. The interval at level ``L`` is
+    ``p_g ± q_L · s_g · d_w`` with ``q_L`` the finite-sample conformal quantile of the calibration scores
+    ``|y_g − p_g| / (s_g d_w)``, so on wells exchangeable with the calibration wells the intervals cover a
+    fraction ``≥ L`` of (well, feature) pairs. Calibration wells whose treatment has no training well (an
+    unseen compound) are kept as a separate set (``"unseen"``), used for wells of treatments the model never
+    trained on; without them such wells use the ``"seen"`` set, widened by their difficulty only.
+Confidence
+    ``exp(−d_w / d_ref)`` in (0, 1]: ``d_ref`` is the median normalised error of the training-mean
+    prediction on the calibration wells, so a confidence of ``e⁻¹ ≈ 0.37`` means "expected to be as wrong as
+    predicting the training mean", and 1 means "no error expected".
+OOD threshold
+    The conformal ``1 − α`` quantile of the OOD scores of the calibration wells of seen treatments: a new well
+    of a treatment the model trained on is flagged with probability at most about ``α`` (default 5%).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SEEN, UNSEEN = "seen", "unseen"
+DEFAULT_LEVEL = 0.9
+FALSE_FLAG_RATE = 0.05
+_MAX_SCORES = 200_000  # calibration scores kept per set (an even subsample beyond): bounds the checkpoint
+_EPS = 1e-6
+
+
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """The ``⌈(n + 1) · level⌉``-th smallest of ``n`` scores (the largest when that rank exceeds ``n``)."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))
+    if s.size == 0:
+        raise ValueError("no calibration scores")
+    rank = min(s.size, math.ceil((s.size + 1) * level))
+    return float(s[max(rank, 1) - 1])
+
+
+@dataclass
+class Calibration:
+    """What the intervals, confidence and OOD threshold need; fitted by :meth:`fit`, saved with the model."""
+
+    feature_scale: np.ndarray  # (G,) s_g
+    coef: tuple[float, float, float]  # (a, b, c) of log d_w = a + b log(ood_w) + c log(dis_w)
+    scores: dict[str, np.ndarray]  # set name -> sorted normalised calibration scores
+    reference: float  # d_ref: median normalised error of the training-mean prediction
+    train_treatments: list[str]  # treatments with training wells (decide a new well's calibration set)
+    n_wells: dict[str, int] = field(default_factory=dict)
+    ood_threshold: float = math.inf
+
+    @classmethod
+    def fit(cls, predicted: np.ndarray, real: np.ndarray, ood: np.ndarray, disagreement: np.ndarray,
+            unseen: np.ndarray, training_mean: np.ndarray, train_treatments: list[str],
+            false_flag_rate: float = FALSE_FLAG_RATE, novelty_slope: float | None = None) -> "Calibration":
+        """Fit on calibration wells.
+
+        ``predicted``, ``real``: ``(n, G)`` well means; ``ood``, ``disagreement``: ``(n,)`` per-well scores;
+        ``unseen``: ``(n,)`` bool, the well's treatment has no training well; ``training_mean``: ``(G,)`` the
+        training wells' mean profile. ``novelty_slope``: ``b`` when known from elsewhere (:func:`novelty_slope`);
+        calibration wells of seen treatments barely vary in novelty, so they cannot tell how error grows with it.
+        """
+        predicted, real = np.asarray(predicted, np.float64), np.asarray(real, np.float64)
+        unseen = np.asarray(unseen, dtype=bool)
+        ood = np.asarray(ood, dtype=np.float64)
+        err = np.abs(real - predicted)
+        seen_rows = ~unseen if (~unseen).any() else unseen
+        scale = err[seen_rows].mean(axis=0)
+        floor = max(0.1 * float(np.median(scale)), _EPS)
+        # A calibration well's own error must not set the scale it is scored with (scores would be too small
+        # and the intervals too narrow): each seen well is scored with the scale of the others.
+        n_seen = int(seen_rows.sum())
+        own = np.broadcast_to(scale, err.shape).copy()
+        if n_seen > 1:
+            own[seen_rows] = (scale * n_seen - err[seen_rows]) / (n_seen - 1)
+        own = np.maximum(own, floor)
+        scale = np.maximum(scale, floor)
+        per_well = np.sqrt(((err / own) ** 2).mean(axis=1))
+        coef = _difficulty_fit(_log_features(ood, disagreement), np.log(np.maximum(per_well, _EPS)), novelty_slope)
+        difficulty = _difficulty(coef, ood, disagreement)
+        normalised = err / own / difficulty[:, None]
+        scores = {SEEN: normalised[seen_rows].ravel()}
+        if unseen.any() and (~unseen).any():
+            scores[UNSEEN] = normalised[unseen].ravel()
+        scores = {k: _subsample(np.sort(v)) for k, v in scores.items()}
+        reference = float(np.median(np.sqrt((((real - training_mean) / scale) ** 2).mean(axis=1)))) or 1.0
+        seen_ood = ood[~unseen] if (~unseen).any() else ood
+        return cls(scale.astype(np.float32), coef, scores, reference, sorted(map(str, train_treatments)),
+                   {SEEN: int(seen_rows.sum()), UNSEEN: int(unseen.sum()) if UNSEEN in scores else 0},
+                   conformal_quantile(seen_ood, 1 - false_flag_rate))
+
+    # -- per well ------------------------------------------------------------------------------------
+    def difficulty(self, ood: np.ndarray, disagreement: np.ndarray) -> np.ndarray:
+        """``(n,)`` d_w of wells with OOD scores ``ood`` and model–ridge disagreements ``disagreement``."""
+        return _difficulty(self.coef, ood, disagreement)
+
+    def confidence(self, ood: np.ndarray, disagreement: np.ndarray) -> np.ndarray:
+        """``(n,)`` confidence in (0, 1] (module docstring)."""
+        return np.exp(-self.difficulty(ood, disagreement) / self.reference).astype(np.float32)
+
+    def set_for(self, treatments: np.ndarray | None, n: int) -> np.ndarray:
+        """``(n,)`` calibration set of each well: ``"unseen"`` for a treatment without training wells when that
+        set exists, else ``"seen"``."""
+        if treatments is None or UNSEEN not in self.scores:
+            return np.full(n, SEEN, dtype=object)
+        known = set(self.train_treatments)
+        return np.array([SEEN if str(t) in known else UNSEEN for t in treatments], dtype=object)
+
+    def half_width(self, ood: np.ndarray, disagreement: np.ndarray, sets: np.ndarray,
+                   level: float = DEFAULT_LEVEL) -> np.ndarray:
+        """``(n, G)`` half-widths of the level-``level`` intervals of wells with these scores and sets."""
+        if not 0 < level < 1:
+            raise ValueError(f"interval level must be between 0 and 1, got {level}")
+        q = np.array([conformal_quantile(self.scores[s], level) for s in sets])
+        return (q * self.difficulty(ood, disagreement))[:, None] * self.feature_scale[None, :].astype(np.float64)
+
+    # -- checkpoint ------------------------------------------------------------------------------------
+    def state(self) -> tuple[dict[str, np.ndarray], dict]:
+        tensors = {"calibration.feature_scale": self.feature_scale}
+        tensors |= {f"calibration.scores.{k}": v.astype(np.float32) for k, v in self.scores.items()}
+        meta = {"coef": list(self.coef), "reference": self.reference, "train_treatments": self.train_treatments,
+                "n_wells": self.n_wells, "sets": sorted(self.scores), "ood_threshold": self.ood_threshold}
+        return tensors, meta
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, np.ndarray], meta: dict, width: int) -> "Calibration":
+        scale = np.asarray(tensors["calibration.feature_scale"], dtype=np.float32)
+        if scale.shape != (width,):
+            raise ValueError(f"tensor calibration.feature_scale has shape {scale.shape}, expected ({width},)")
+        scores = {k: np.asarray(tensors[f"calibration.scores.{k}"], dtype=np.float32) for k in meta["sets"]}
+        coef = tuple(float(c) for c in meta["coef"])
+        if len(coef) != 3:
+            raise ValueError(f"calibration coef has {len(coef)} entries, expected 3")
+        return cls(scale, coef, scores, float(meta["reference"]),
+                   list(meta["train_treatments"]), dict(meta["n_wells"]), float(meta["ood_threshold"]))
+
+
+def _log_features(ood: np.ndarray, disagreement: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(np.c_[np.asarray(ood, np.float64), np.asarray(disagreement, np.float64)], _EPS))
+
+
+def novelty_slope(ood: np.ndarray, errors: np.ndarray) -> float:
+    """``b ≥ 0`` of ``log error ≈ a + b log ood`` over wells with finite values: how fast error grows with
+    morphological novelty (0 with fewer than 5 such wells)."""
+    ood, errors = np.asarray(ood, np.float64), np.asarray(errors, np.float64)
+    ok = np.isfinite(ood) & np.isfinite(errors) & (ood > 0) & (errors > 0)
+    x, y = np.log(ood[ok]), np.log(errors[ok])
+    if ok.sum() < 5 or np.ptp(x) < 1e-9:
+        return 0.0
+    return max(0.0, float(np.cov(x, y, bias=True)[0, 1] / np.var(x)))
+
+
+def _difficulty_fit(X: np.ndarray, y: np.ndarray, b: float | None = None) -> tuple[float, float, float]:
+    """Least squares ``y ≈ a + X @ (b, c)`` with ``b, c ≥ 0`` (``b`` fixed when given; slopes fitted here are 0
+    with fewer than 5 wells)."""
+    from scipy.optimize import nnls
+
+    if b is not None:
+        y = y - b * X[:, 0]
+    if len(y) < 5:
+        return float(np.mean(y)), (b or 0.0), 0.0
+    Xc = X - X.mean(axis=0)
+    if b is not None:
+        c = nnls(Xc[:, 1:], y - y.mean())[0][0]
+        return float(y.mean() - X[:, 1].mean() * c), float(b), float(c)
+    slopes = nnls(Xc, y - y.mean())[0]
+    return float(y.mean() - X.mean(axis=0) @ slopes), float(slopes[0]), float(slopes[1])
+
+
+def _difficulty(coef: tuple[float, float, float], ood: np.ndarray, disagreement: np.ndarray) -> np.ndarray:
+    return np.exp(coef[0] + _log_features(ood, disagreement) @ np.asarray(coef[1:]))
+
+
+def _subsample(sorted_scores: np.ndarray) -> np.ndarray:
+    if sorted_scores.size <= _MAX_SCORES:
+        return sorted_scores
+    return sorted_scores[np.linspace(0, sorted_scores.size - 1, _MAX_SCORES).round().astype(int)]
