@@ -10,6 +10,7 @@ at the end of training; nothing here is tuned on the scored wells. Beside the mo
 training-mean interval (training mean ± a conformal quantile of the validation wells' deviations from it).
 
     python benchmarks/bench_trust.py [--seeds 0 1 2] [--folds 3] [--max-epochs N] [--out DIR]
+    python benchmarks/bench_trust.py --from DIR   # the tables again from the per-well records a run saved
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=None, help="cap the model's epochs (default: the preset's)")
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--out", type=Path, default=None, help="write each run's trust entry as JSON into DIR")
+    parser.add_argument("--from", dest="saved", type=Path, default=None,
+                        help="print the tables from the JSON a run wrote with --out (summaries recomputed)")
     args = parser.parse_args()
+    if args.saved is not None:
+        return from_saved(args.saved, args.seeds)
 
     from rich.console import Console
 
@@ -66,6 +71,37 @@ def main() -> None:
                 (args.out / f"trust_{name}_seed{seed}.json").write_text(json.dumps(jsonable(m["trust"]), indent=1))
     console.print(trust_seeds_table(seen, "phenoseq", "seen protocol"))
     console.print(trust_seeds_table(unseen, "phenoseq", f"unseen protocol ({args.folds}-fold compound hold-out)"))
+
+
+def from_saved(directory: Path, seeds: list[int]) -> None:
+    """Re-summarise saved per-well records with the current summaries (marking each well's treatment as visible
+    or silent in morphology from the same simulated screen) and print the tables."""
+    from rich.console import Console
+
+    from phenoseq.evaluate.trust import summarise_split
+    from phenoseq.evaluate.wells import treatment_info
+    from phenoseq.io import PairedScreen
+    from phenoseq.report.tables import trust_seeds_table, trust_table
+    from phenoseq.simulate import SimulationConfig, simulate_screen
+
+    console = Console(width=170)
+    runs: dict[str, list[dict]] = {"seen": [], "unseen": []}
+    for seed in seeds:
+        info = treatment_info(PairedScreen(*simulate_screen(SimulationConfig(seed=seed))))
+        visible = {w: info.get("morphology_visible", {}).get(t) for w, t in info["well_treatment"].items()}
+        for protocol in runs:
+            trust = json.loads((directory / f"trust_{protocol}_seed{seed}.json").read_text())
+            for split, t in trust["phenoseq"]["splits"].items():
+                for key, rec in t["per_well"].items():
+                    if visible.get(key.split("@")[0]) is not None:
+                        rec["visible"] = bool(visible[key.split("@")[0]])
+                trust["phenoseq"]["splits"][split] = summarise_split(t["per_well"], split)
+            metrics = {"trust": trust}
+            runs[protocol].append(metrics)
+            console.rule(f"seed {seed}, {protocol} protocol")
+            console.print(trust_table(metrics, "phenoseq"))
+    console.print(trust_seeds_table(runs["seen"], "phenoseq", "seen protocol"))
+    console.print(trust_seeds_table(runs["unseen"], "phenoseq", "unseen protocol (compound hold-out)"))
 
 
 if __name__ == "__main__":

@@ -101,9 +101,13 @@ def test_well_level_output(trained):
     conf = wells.obs["phenoseq_confidence"]
     assert ((conf > 0) & (conf <= 1)).all()
     for col in ("Treatment", "Replicate", "phenoseq_ood", "phenoseq_ood_score", "phenoseq_disagreement",
-                "phenoseq_calibration", "phenoseq_n_cells"):
+                "phenoseq_control_likeness", "phenoseq_calibration", "phenoseq_n_cells"):
         assert col in wells.obs.columns
     assert (wells.obs["phenoseq_n_cells"] == 6).all()
+    controls = model.wells(model.generate(screen.subset("imaging", screen.control_wells("test")), cells_per_well=2))
+    assert (controls.obs["phenoseq_control_likeness"] == 0).all()  # a control is meant to look like one
+    like = wells.obs["phenoseq_control_likeness"]
+    assert ((like > 0) & (like <= 1)).all()
     assert wells.uns["phenoseq"]["calibrated"] and wells.uns["phenoseq"]["level"] == 0.8
     wider = model.wells(syn, level=0.95)
     assert ((wider.layers["upper"] - wider.layers["lower"]) >= (wells.layers["upper"] - wells.layers["lower"])).all()

@@ -17,16 +17,17 @@ from pathlib import Path
 
 import anndata as ad
 import numpy as np
+import pandas as pd
 import torch
 
 from phenoseq import __version__
 from phenoseq import progress as progress_mod
 from phenoseq.errors import PhenoseqError
-from phenoseq.generate.calibrate import DEFAULT_LEVEL, Calibration, novelty_slope
+from phenoseq.generate.calibrate import DEFAULT_LEVEL, Calibration, WellScores, novelty_slope
 from phenoseq.generate.ood import OODScorer
 from phenoseq.generate.output import check_output_size, synthetic_adata, well_metadata
 from phenoseq.generate.synthesize import SamplingSettings, sample_latents
-from phenoseq.generate.well_output import well_adata
+from phenoseq.generate.well_output import SCORE_COLUMNS, well_adata
 from phenoseq.generate.well_ridge import WellRidge, disagreement, leave_group_out_errors
 from phenoseq.groups import group_means
 from phenoseq.io.files import atomic_path
@@ -76,7 +77,8 @@ class PhenoSeq:
             rna_space = RNASpace.fit(rna_train, config.n_latent, config.n_top_genes, kind=config.rna_kind, seed=seed)
         img_train = screen.subset("imaging", train_wells)
         imaging_scaler = Standardiser.fit(img_train.X)
-        ood = OODScorer.fit(imaging_scaler(img_train.X), img_train.obs[k.sample].astype(str).to_numpy())
+        ood = OODScorer.fit(imaging_scaler(img_train.X), img_train.obs[k.sample].astype(str).to_numpy(),
+                            control_samples=screen.control_wells("train"))
         self._assemble(config, seed, k, rna_space, screen.imaging.var_names.tolist(), imaging_scaler,
                        Standardiser.fit(rna_space.transform(rna_train)), ood)
         self.screen = screen
@@ -197,13 +199,13 @@ class PhenoSeq:
         real = group_means(self._profile_of_rna(real_rna), real_rna.obs[k.sample].astype(str).to_numpy(), wells)[1]
         train_rna = self.screen.subset("rnaseq", self.screen.wells_in("train"))
         train_means = group_means(self._profile_of_rna(train_rna), train_rna.obs[k.sample].astype(str).to_numpy())[1]
-        per_well = syn.obs.groupby(k.sample, observed=True)[["phenoseq_ood_score", "phenoseq_disagreement"]].first()
-        ood, dis = (per_well.loc[names, c].to_numpy() for c in per_well.columns)
+        per_well = syn.obs.groupby(k.sample, observed=True)[list(SCORE_COLUMNS)].first().loc[names]
+        scores = WellScores(*(per_well[c].to_numpy() for c in SCORE_COLUMNS))
         treatment = self.screen.wells[k.treatment].astype(str)
         train_treatments = sorted(set(treatment.loc[self.screen.wells_in("train")]))
         unseen = ~np.isin(treatment.loc[names].to_numpy(), train_treatments)
-        self.calibration = Calibration.fit(predicted, real, ood, dis, unseen, train_means.mean(axis=0), train_treatments,
-                                           novelty_slope=self._novelty_slope(names, ood))
+        self.calibration = Calibration.fit(predicted, real, scores, unseen, train_means.mean(axis=0), train_treatments,
+                                           novelty_slope=self._novelty_slope(names, scores.ood))
         return self.calibration
 
     def _well_means(self, wells: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -304,15 +306,17 @@ class PhenoSeq:
         score = self.ood.score(well_imaging)
         dis = self._disagreement(well_imaging, z, samples)
         per_cell = np.repeat(score, cells_per_well)
+        wells = well_metadata(imaging, self.keys)
         threshold = self.ood_threshold
         meta = {"model": "phenoseq-diffusion", "version": __version__, "sampler": sampler, "steps": settings.steps,
                 "guidance": settings.guidance, "seed": seed, "context_size": n, "ood_threshold": threshold}
         extra = {"phenoseq_ood_score": per_cell.astype(np.float32), "phenoseq_ood": per_cell > threshold}
         if dis is not None:
-            extra["phenoseq_disagreement"] = np.repeat(dis, cells_per_well)
-        if self.calibration is not None and dis is not None:
-            extra["phenoseq_confidence"] = np.repeat(self.calibration.confidence(score, dis), cells_per_well)
-        return synthetic_adata(latent, samples, well_metadata(imaging, self.keys), self.keys, seeds, meta,
+            scores = WellScores(score, dis, self._control_likeness(well_imaging, wells))
+            extra |= {c: np.repeat(v, cells_per_well) for c, v in zip(SCORE_COLUMNS[1:], (dis, scores.control_likeness))}
+            if self.calibration is not None:
+                extra["phenoseq_confidence"] = np.repeat(self.calibration.confidence(scores), cells_per_well)
+        return synthetic_adata(latent, samples, wells, self.keys, seeds, meta,
                                decode=self.rna_space.decode, genes=self.rna_space.genes, extra_obs=extra,
                                counts=counts)
 
@@ -324,6 +328,16 @@ class PhenoSeq:
         names = imaging.names.tolist()
         morphology = group_means(imaging.features.numpy(), np.repeat(imaging.names, imaging.counts), names)[1]
         return disagreement(group_means(z, samples, names)[1], self.well_ridge.predict(morphology))
+
+    def _control_likeness(self, imaging: WellImaging, wells: pd.DataFrame) -> np.ndarray:
+        """``(n_wells,)`` control-likeness of each well's morphology, 0 for control wells (whose morphology is
+        meant to be a control's) and for a model without training control wells."""
+        like = self.ood.control_likeness(imaging)
+        if like is None:
+            return np.zeros(len(imaging.names), dtype=np.float32)
+        if self.keys.group in wells.columns:
+            like = np.where(wells.loc[imaging.names, self.keys.group].to_numpy() == CONTROL, 0.0, like)
+        return like.astype(np.float32)
 
     @property
     def ood_threshold(self) -> float:

@@ -24,8 +24,8 @@ def test_ood_summary_counts_flags():
 
 
 def _entry(wells, coverage):
-    recs = {w: {"coverage": c, "width": 1.0, "error": 1.0 - c, "confidence": c, "ood_score": 0.1, "ood": False}
-            for w, c in zip(wells, coverage)}
+    recs = {w: {"coverage": c, "width": 1.0, "error": 1.0 - c, "confidence": c, "ood_score": 0.1, "ood": False,
+                "visible": w != "b"} for w, c in zip(wells, coverage)}
     return {"level": 0.9, "calibration_wells": {"seen": 5, "unseen": 0},
             "splits": {"test": trust.summarise_split(recs, "test")}}
 
@@ -36,7 +36,8 @@ def test_merge_keeps_a_test_well_once_per_fold():
     assert t["n_wells"] == 6 and {"a@fold0", "a@fold1", "b"} <= set(t["per_well"])
     assert t["coverage"] == pytest.approx(np.mean([1.0, 0.8, 0.9, 0.6, 0.7, 0.8]))
     assert t["spearman"] == pytest.approx(1.0)  # confidence = coverage = 1 - error here
-    assert merged["calibration_wells"]["seen"] == 10
+    assert t["by_morphology"]["silent"]["n_wells"] == 1 and t["by_morphology"]["visible"]["n_wells"] == 5
+    assert merged["calibration_wells"]["seen"] == 5 and merged["n_models"] == 2  # per model, not summed
 
 
 def test_workflow_reports_trust_for_a_calibrated_model(small_screen, tmp_path):

@@ -4,23 +4,26 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from phenoseq.generate.calibrate import Calibration, conformal_quantile
+from phenoseq.generate.calibrate import Calibration, WellScores, conformal_quantile
 from phenoseq.generate.well_ridge import WellRidge
 
 
 def _wells(rng, n, genes=60, unseen=False):
-    """Wells whose error on gene g is scale_g · d_w · noise, d_w growing with disagreement and novelty."""
+    """Wells whose error on gene g is scale_g · d_w · noise, d_w growing with disagreement and novelty, and
+    doubled for treated wells whose morphology looks like a control's (a third of them)."""
     dis = rng.lognormal(0.0, 0.5, n)
     ood = rng.lognormal(1.0 if unseen else 0.0, 0.3, n)
-    d = dis**0.8 * ood**0.5
+    quiet = rng.random(n) < 1 / 3
+    like = np.where(quiet, rng.uniform(0.8, 1.0, n), rng.uniform(0.0, 0.2, n))
+    d = dis**0.8 * ood**0.5 * np.where(quiet, 2.0, 1.0)
     scale = np.linspace(0.2, 2.0, genes)
     predicted = rng.normal(size=(n, genes))
     real = predicted + rng.standard_t(5, size=(n, genes)) * scale * d[:, None]
-    return predicted, real, ood, dis, d
+    return predicted, real, WellScores(ood, dis, like), d
 
 
-def _coverage(cal, predicted, real, ood, dis, sets, level=0.9):
-    half = cal.half_width(ood, dis, np.array(sets, dtype=object), level)
+def _coverage(cal, predicted, real, scores, sets, level=0.9):
+    half = cal.half_width(scores, np.array(sets, dtype=object), level)
     return float((np.abs(real - predicted) <= half).mean()), half
 
 
@@ -34,65 +37,66 @@ def test_conformal_quantile_rank():
 
 def test_coverage_on_exchangeable_wells_is_nominal():
     rng = np.random.default_rng(0)
-    p, r, ood, dis, _ = _wells(rng, 40)
-    cal = Calibration.fit(p, r, ood, dis, np.zeros(40, bool), np.zeros(p.shape[1]), ["a"])
+    p, r, sc, _ = _wells(rng, 40)
+    cal = Calibration.fit(p, r, sc, np.zeros(40, bool), np.zeros(p.shape[1]), ["a"])
     covs = []
     for _ in range(20):  # fresh exchangeable wells
-        p2, r2, ood2, dis2, _ = _wells(rng, 40)
-        covs.append(_coverage(cal, p2, r2, ood2, dis2, ["seen"] * 40)[0])
+        p2, r2, sc2, _ = _wells(rng, 40)
+        covs.append(_coverage(cal, p2, r2, sc2, ["seen"] * 40)[0])
     # 20 × 40 wells × 60 genes: the mean coverage is known to about ±0.01 (wells share their difficulty).
     assert abs(np.mean(covs) - 0.9) < 0.025
     for level in (0.5, 0.8):
-        p2, r2, ood2, dis2, _ = _wells(rng, 400)
-        assert abs(_coverage(cal, p2, r2, ood2, dis2, ["seen"] * 400, level)[0] - level) < 0.04
+        p2, r2, sc2, _ = _wells(rng, 400)
+        assert abs(_coverage(cal, p2, r2, sc2, ["seen"] * 400, level)[0] - level) < 0.04
 
 
 def test_difficulty_tracks_error_and_narrows_easy_wells():
     rng = np.random.default_rng(1)
-    p, r, ood, dis, _ = _wells(rng, 60)
-    cal = Calibration.fit(p, r, ood, dis, np.zeros(60, bool), np.zeros(p.shape[1]), ["a"])
-    assert cal.coef[2] > 0.3  # the disagreement carries the signal it was given
-    p2, r2, ood2, dis2, d2 = _wells(rng, 200)
+    p, r, sc, _ = _wells(rng, 60)
+    cal = Calibration.fit(p, r, sc, np.zeros(60, bool), np.zeros(p.shape[1]), ["a"])
+    assert cal.coef[2] > 0.3 and cal.coef[3] > 0.3  # disagreement and control-likeness carry their signal
+    p2, r2, sc2, d2 = _wells(rng, 200)
     err = np.sqrt(((r2 - p2) ** 2).mean(axis=1))
-    conf = cal.confidence(ood2, dis2)
+    conf = cal.confidence(sc2)
     assert ((conf > 0) & (conf <= 1)).all()
     assert spearmanr(conf, -err)[0] > 0.5
-    _, half = _coverage(cal, p2, r2, ood2, dis2, ["seen"] * 200)
+    _, half = _coverage(cal, p2, r2, sc2, ["seen"] * 200)
     easy, hard = d2 < np.quantile(d2, 0.25), d2 > np.quantile(d2, 0.75)
     assert half[easy].mean() < 0.5 * half[hard].mean()
 
 
 def test_unseen_wells_use_their_own_calibration_set():
     rng = np.random.default_rng(2)
-    p, r, ood, dis, _ = _wells(rng, 30)
-    pu, ru, oodu, disu, _ = _wells(rng, 30, unseen=True)
+    p, r, sc, _ = _wells(rng, 30)
+    pu, ru, scu, _ = _wells(rng, 30, unseen=True)
     ru = pu + 2.0 * (ru - pu)  # unseen compounds are harder than their scores say
-    cal = Calibration.fit(np.r_[p, pu], np.r_[r, ru], np.r_[ood, oodu], np.r_[dis, disu],
-                          np.r_[np.zeros(30, bool), np.ones(30, bool)], np.zeros(p.shape[1]), ["seen-drug"])
+    both = WellScores(*(np.r_[getattr(sc, f), getattr(scu, f)] for f in ("ood", "disagreement", "control_likeness")))
+    cal = Calibration.fit(np.r_[p, pu], np.r_[r, ru], both, np.r_[np.zeros(30, bool), np.ones(30, bool)],
+                          np.zeros(p.shape[1]), ["seen-drug"])
     assert cal.n_wells == {"seen": 30, "unseen": 30}
     assert list(cal.set_for(np.array(["seen-drug", "new-drug"]), 2)) == ["seen", "unseen"]
-    pu2, ru2, oodu2, disu2, _ = _wells(rng, 100, unseen=True)
+    pu2, ru2, scu2, _ = _wells(rng, 100, unseen=True)
     ru2 = pu2 + 2.0 * (ru2 - pu2)
-    assert _coverage(cal, pu2, ru2, oodu2, disu2, ["unseen"] * 100)[0] > 0.86
-    assert _coverage(cal, pu2, ru2, oodu2, disu2, ["seen"] * 100)[0] < 0.85  # what one set for all would give
+    assert _coverage(cal, pu2, ru2, scu2, ["unseen"] * 100)[0] > 0.86
+    assert _coverage(cal, pu2, ru2, scu2, ["seen"] * 100)[0] < 0.85  # what one set for all would give
 
 
 def test_ood_threshold_keeps_the_false_flag_rate():
     rng = np.random.default_rng(3)
-    p, r, ood, dis, _ = _wells(rng, 200)
-    cal = Calibration.fit(p, r, ood, dis, np.zeros(200, bool), np.zeros(p.shape[1]), ["a"])
+    p, r, sc, _ = _wells(rng, 200)
+    cal = Calibration.fit(p, r, sc, np.zeros(200, bool), np.zeros(p.shape[1]), ["a"])
     fresh = rng.lognormal(0.0, 0.3, 20000)
     assert abs((fresh > cal.ood_threshold).mean() - 0.05) < 0.03
 
 
 def test_state_round_trip():
     rng = np.random.default_rng(4)
-    p, r, ood, dis, _ = _wells(rng, 30)
-    cal = Calibration.fit(p, r, ood, dis, np.zeros(30, bool), np.zeros(p.shape[1]), ["a", "b"])
+    p, r, sc, _ = _wells(rng, 30)
+    cal = Calibration.fit(p, r, sc, np.zeros(30, bool), np.zeros(p.shape[1]), ["a", "b"])
     tensors, meta = cal.state()
     back = Calibration.from_state(tensors, meta, p.shape[1])
-    assert np.allclose(back.half_width(ood, dis, np.array(["seen"] * 30, dtype=object)),
-                       cal.half_width(ood, dis, np.array(["seen"] * 30, dtype=object)), rtol=1e-5)
+    sets = np.array(["seen"] * 30, dtype=object)
+    assert np.allclose(back.half_width(sc, sets), cal.half_width(sc, sets), rtol=1e-5)
     with pytest.raises(ValueError, match="shape"):
         Calibration.from_state(tensors, meta, p.shape[1] + 1)
 

@@ -12,10 +12,11 @@ exchangeable with them and their coverage may fall short; they are reported, not
 
 ``metrics["trust"][method]`` layout::
 
-    level, calibration_wells {seen, unseen},
+    level, calibration_wells {seen, unseen} (of one model), n_models (unseen protocol: one per fold),
     splits {split: {coverage, width, baseline_coverage, baseline_width, spearman, flag_rate, n_wells, exchangeable,
+                    by_morphology {visible | silent: the same figures},     (when the data mark it)
                     per_well {well: {coverage, width, baseline_coverage, baseline_width, error, confidence,
-                                     ood_score, ood}}}},
+                                     ood_score, ood, visible}}}},
     ood {negatives (split), auroc, false_flag_rate, recall, recall_visible, n_positive, n_negative,
          n_visible, per_well {well: {score, flag, positive, visible}}}
 
@@ -49,9 +50,9 @@ def baseline_interval(val_real: np.ndarray, training_mean: np.ndarray, level: fl
 
 
 def well_records(wells: ad.AnnData, real: np.ndarray, training_mean: np.ndarray,
-                 baseline_half: np.ndarray | None) -> dict[str, dict]:
+                 baseline_half: np.ndarray | None, visible: dict[str, bool | None] | None = None) -> dict[str, dict]:
     """Per-well record (module docstring) of well-level output ``wells`` against the real well means ``real``
-    ``(n_wells, G)``, in the row order of ``wells``."""
+    ``(n_wells, G)``, in the row order of ``wells``; ``visible``: well → its treatment changes morphology."""
     pred, lower, upper = (np.asarray(a, np.float64) for a in (wells.X, wells.layers["lower"], wells.layers["upper"]))
     inside = (real >= lower) & (real <= upper)
     error = np.sqrt(((real - pred) ** 2).mean(axis=1))
@@ -61,6 +62,8 @@ def well_records(wells: ad.AnnData, real: np.ndarray, training_mean: np.ndarray,
         rec = {"coverage": float(inside[i].mean()), "width": float((upper[i] - lower[i]).mean()),
                "error": float(error[i]), "confidence": float(obs["phenoseq_confidence"].iloc[i]),
                "ood_score": float(obs["phenoseq_ood_score"].iloc[i]), "ood": bool(obs["phenoseq_ood"].iloc[i])}
+        if visible and visible.get(str(w)) is not None:
+            rec["visible"] = bool(visible[str(w)])
         if baseline_half is not None:
             rec["baseline_coverage"] = float((np.abs(real[i] - training_mean) <= baseline_half).mean())
             rec["baseline_width"] = float(2 * baseline_half.mean())
@@ -69,9 +72,19 @@ def well_records(wells: ad.AnnData, real: np.ndarray, training_mean: np.ndarray,
 
 
 def summarise_split(per_well: dict[str, dict], split: str) -> dict:
-    """Pooled figures of one split's well records (also for records merged across folds)."""
-    recs = list(per_well.values())
+    """Pooled figures of one split's well records (also for records merged across folds). When the records
+    say whether each well's treatment visibly changes morphology (``visible``), the figures are also given
+    for each kind (``by_morphology``): no confidence read from imaging can see an effect that leaves
+    morphology unchanged, so the two kinds are reported apart."""
+    out = _figures(list(per_well.values()))
+    kinds = {"visible": [r for r in per_well.values() if r.get("visible") is True],
+             "silent": [r for r in per_well.values() if r.get("visible") is False]}
+    if any(kinds.values()):
+        out["by_morphology"] = {k: _figures(v) for k, v in kinds.items() if v}
+    return out | {"exchangeable": split in EXCHANGEABLE, "per_well": per_well}
 
+
+def _figures(recs: list[dict]) -> dict:
     def mean(key: str) -> float | None:
         values = [r[key] for r in recs if key in r]
         return float(np.mean(values)) if values else None
@@ -82,8 +95,7 @@ def summarise_split(per_well: dict[str, dict], split: str) -> dict:
     if len(recs) >= 3 and np.ptp(conf) > 0 and np.ptp(err) > 0:
         rho = float(spearmanr(conf, -err)[0])
     return {"coverage": mean("coverage"), "width": mean("width"), "baseline_coverage": mean("baseline_coverage"),
-            "baseline_width": mean("baseline_width"), "spearman": rho, "flag_rate": mean("ood"), "n_wells": len(recs),
-            "exchangeable": split in EXCHANGEABLE, "per_well": per_well}
+            "baseline_width": mean("baseline_width"), "spearman": rho, "flag_rate": mean("ood"), "n_wells": len(recs)}
 
 
 def auroc(positive: np.ndarray, negative: np.ndarray) -> float | None:
@@ -124,9 +136,8 @@ def merge(parts: list[dict]) -> dict:
     """One trust entry from the entries of the folds of the unseen protocol. Unseen wells are disjoint across
     folds; a ``test`` well is scored by every fold's model and kept once per fold (as ``well@fold<i>``)."""
     first = parts[0]
-    out = {"level": first["level"], "splits": {}}
-    out["calibration_wells"] = {k: int(sum(p["calibration_wells"].get(k, 0) for p in parts))
-                                for k in first["calibration_wells"]}
+    out = {"level": first["level"], "splits": {}, "n_models": len(parts),
+           "calibration_wells": dict(first["calibration_wells"])}  # each fold's model: the same split sizes
     for split in first["splits"]:
         out["splits"][split] = summarise_split(_pooled([p["splits"].get(split, {}).get("per_well", {})
                                                         for p in parts]), split)
@@ -178,7 +189,9 @@ def evaluate_trust(screen: PairedScreen, space: RNASpace, generator, synthetic: 
         ws = sorted(screen.wells_in(split))
         wells = generator.wells(synthetic[samples.isin(ws).to_numpy()], level=level)
         wells = wells[ws]
-        out["splits"][split] = summarise_split(well_records(wells, real_of(ws), training_mean, baseline_half), split)
+        well_visible = {w: visible.get(treatment_of.get(w, "")) for w in ws}
+        out["splits"][split] = summarise_split(well_records(wells, real_of(ws), training_mean, baseline_half,
+                                                            well_visible), split)
         if split in (UNSEEN, "test"):
             ood |= ood_records(wells, split == UNSEEN, visible, treatment_of)
     if ood:

@@ -4,18 +4,23 @@ Everything is fitted on **calibration wells**: wells with real RNA that the mode
 validation split). Each calibration well has a predicted well mean ``p`` (the mean of its synthetic cells)
 and a real one ``y`` over the same ``G`` features (genes, or latent dimensions for an embedding space).
 
+What the model knows about a well, from its imaging alone (:class:`WellScores`)
+    ``ood_w``, its morphological novelty (:mod:`phenoseq.generate.ood`); ``dis_w``, how much the diffusion
+    model and a ridge regression disagree on its mean (:mod:`phenoseq.generate.well_ridge`); ``ctrl_w``, how
+    control-like the morphology of a treated well is (0 for control wells): where morphology shows no effect
+    it cannot tell an inactive compound from one whose effect is only transcriptional.
 Normalised split-conformal intervals
     A well's error on feature ``g`` is modelled as ``|y_g − p_g| ≈ s_g · d_w``: ``s_g`` is the feature's
     typical error (its mean absolute error over the calibration wells) and ``d_w`` the well's difficulty,
-    ``log d_w = a + b · log(ood_w) + c · log(dis_w)``, fitted on the calibration wells' realised errors.
-    ``ood_w`` is the well's morphological novelty (:mod:`phenoseq.generate.ood`) and ``dis_w`` how much the
-    diffusion model and a ridge regression disagree on its mean (:mod:`phenoseq.generate.well_ridge`);
-    ``b, c ≥ 0``: a more novel or more disputed well is never deemed easier. The interval at level ``L`` is
-    ``p_g ± q_L · s_g · d_w`` with ``q_L`` the finite-sample conformal quantile of the calibration scores
-    ``|y_g − p_g| / (s_g d_w)``, so on wells exchangeable with the calibration wells the intervals cover a
-    fraction ``≥ L`` of (well, feature) pairs. Calibration wells whose treatment has no training well (an
-    unseen compound) are kept as a separate set (``"unseen"``), used for wells of treatments the model never
-    trained on; without them such wells use the ``"seen"`` set, widened by their difficulty only.
+    ``log d_w = a + b · log(ood_w) + c · log(dis_w) + e · ctrl_w`` with ``b, c, e ≥ 0`` (a more novel, more
+    disputed or more effect-less treated well is never deemed easier), fitted on the calibration wells'
+    realised errors. Calibration wells of seen treatments barely vary in novelty, so ``b`` is measured
+    elsewhere when it can be (``novelty_slope``: a ridge refitted without each training treatment). The
+    interval at level ``L`` is ``p_g ± q_L · s_g · d_w`` with ``q_L`` the finite-sample conformal quantile of
+    the calibration scores ``|y_g − p_g| / (s_g d_w)``, so on wells exchangeable with the calibration wells the
+    intervals cover a fraction ``≥ L`` of (well, feature) pairs. Calibration wells whose treatment has no
+    training well (an unseen compound) are kept as a separate set (``"unseen"``), used for wells of treatments
+    the model never trained on; without them such wells use the ``"seen"`` set, widened by their difficulty.
 Confidence
     ``exp(−d_w / d_ref)`` in (0, 1]: ``d_ref`` is the median normalised error of the training-mean
     prediction on the calibration wells, so a confidence of ``e⁻¹ ≈ 0.37`` means "expected to be as wrong as
@@ -49,11 +54,26 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
 
 
 @dataclass
+class WellScores:
+    """What the model knows about each of ``n`` wells from imaging alone (module docstring)."""
+
+    ood: np.ndarray  # (n,) morphological novelty
+    disagreement: np.ndarray  # (n,) model vs ridge on the well mean, standardised latent units
+    control_likeness: np.ndarray  # (n,) in [0, 1]: 0 for control wells (and without training control wells)
+
+    def design(self) -> np.ndarray:
+        """``(n, 3)`` columns ``log ood``, ``log dis``, ``ctrl`` of the difficulty model."""
+        return np.c_[np.log(np.maximum(np.asarray(self.ood, np.float64), _EPS)),
+                     np.log(np.maximum(np.asarray(self.disagreement, np.float64), _EPS)),
+                     np.asarray(self.control_likeness, np.float64)]
+
+
+@dataclass
 class Calibration:
     """What the intervals, confidence and OOD threshold need; fitted by :meth:`fit`, saved with the model."""
 
     feature_scale: np.ndarray  # (G,) s_g
-    coef: tuple[float, float, float]  # (a, b, c) of log d_w = a + b log(ood_w) + c log(dis_w)
+    coef: tuple[float, float, float, float]  # (a, b, c, e) of log d_w (module docstring)
     scores: dict[str, np.ndarray]  # set name -> sorted normalised calibration scores
     reference: float  # d_ref: median normalised error of the training-mean prediction
     train_treatments: list[str]  # treatments with training wells (decide a new well's calibration set)
@@ -61,19 +81,18 @@ class Calibration:
     ood_threshold: float = math.inf
 
     @classmethod
-    def fit(cls, predicted: np.ndarray, real: np.ndarray, ood: np.ndarray, disagreement: np.ndarray,
-            unseen: np.ndarray, training_mean: np.ndarray, train_treatments: list[str],
-            false_flag_rate: float = FALSE_FLAG_RATE, novelty_slope: float | None = None) -> "Calibration":
+    def fit(cls, predicted: np.ndarray, real: np.ndarray, scores: WellScores, unseen: np.ndarray,
+            training_mean: np.ndarray, train_treatments: list[str], false_flag_rate: float = FALSE_FLAG_RATE,
+            novelty_slope: float | None = None) -> "Calibration":
         """Fit on calibration wells.
 
-        ``predicted``, ``real``: ``(n, G)`` well means; ``ood``, ``disagreement``: ``(n,)`` per-well scores;
-        ``unseen``: ``(n,)`` bool, the well's treatment has no training well; ``training_mean``: ``(G,)`` the
-        training wells' mean profile. ``novelty_slope``: ``b`` when known from elsewhere (:func:`novelty_slope`);
-        calibration wells of seen treatments barely vary in novelty, so they cannot tell how error grows with it.
+        ``predicted``, ``real``: ``(n, G)`` well means; ``scores``: the wells' :class:`WellScores`; ``unseen``:
+        ``(n,)`` bool, the well's treatment has no training well; ``training_mean``: ``(G,)`` the training wells'
+        mean profile; ``novelty_slope``: ``b`` when measured elsewhere (:func:`novelty_slope`).
         """
         predicted, real = np.asarray(predicted, np.float64), np.asarray(real, np.float64)
         unseen = np.asarray(unseen, dtype=bool)
-        ood = np.asarray(ood, dtype=np.float64)
+        ood = np.asarray(scores.ood, dtype=np.float64)
         err = np.abs(real - predicted)
         seen_rows = ~unseen if (~unseen).any() else unseen
         scale = err[seen_rows].mean(axis=0)
@@ -87,8 +106,8 @@ class Calibration:
         own = np.maximum(own, floor)
         scale = np.maximum(scale, floor)
         per_well = np.sqrt(((err / own) ** 2).mean(axis=1))
-        coef = _difficulty_fit(_log_features(ood, disagreement), np.log(np.maximum(per_well, _EPS)), novelty_slope)
-        difficulty = _difficulty(coef, ood, disagreement)
+        coef = _difficulty_fit(scores.design(), np.log(np.maximum(per_well, _EPS)), novelty_slope)
+        difficulty = _difficulty(coef, scores)
         normalised = err / own / difficulty[:, None]
         scores = {SEEN: normalised[seen_rows].ravel()}
         if unseen.any() and (~unseen).any():
@@ -101,13 +120,13 @@ class Calibration:
                    conformal_quantile(seen_ood, 1 - false_flag_rate))
 
     # -- per well ------------------------------------------------------------------------------------
-    def difficulty(self, ood: np.ndarray, disagreement: np.ndarray) -> np.ndarray:
-        """``(n,)`` d_w of wells with OOD scores ``ood`` and model–ridge disagreements ``disagreement``."""
-        return _difficulty(self.coef, ood, disagreement)
+    def difficulty(self, scores: WellScores) -> np.ndarray:
+        """``(n,)`` d_w of wells with these scores."""
+        return _difficulty(self.coef, scores)
 
-    def confidence(self, ood: np.ndarray, disagreement: np.ndarray) -> np.ndarray:
+    def confidence(self, scores: WellScores) -> np.ndarray:
         """``(n,)`` confidence in (0, 1] (module docstring)."""
-        return np.exp(-self.difficulty(ood, disagreement) / self.reference).astype(np.float32)
+        return np.exp(-self.difficulty(scores) / self.reference).astype(np.float32)
 
     def set_for(self, treatments: np.ndarray | None, n: int) -> np.ndarray:
         """``(n,)`` calibration set of each well: ``"unseen"`` for a treatment without training wells when that
@@ -117,13 +136,12 @@ class Calibration:
         known = set(self.train_treatments)
         return np.array([SEEN if str(t) in known else UNSEEN for t in treatments], dtype=object)
 
-    def half_width(self, ood: np.ndarray, disagreement: np.ndarray, sets: np.ndarray,
-                   level: float = DEFAULT_LEVEL) -> np.ndarray:
+    def half_width(self, scores: WellScores, sets: np.ndarray, level: float = DEFAULT_LEVEL) -> np.ndarray:
         """``(n, G)`` half-widths of the level-``level`` intervals of wells with these scores and sets."""
         if not 0 < level < 1:
             raise ValueError(f"interval level must be between 0 and 1, got {level}")
         q = np.array([conformal_quantile(self.scores[s], level) for s in sets])
-        return (q * self.difficulty(ood, disagreement))[:, None] * self.feature_scale[None, :].astype(np.float64)
+        return (q * self.difficulty(scores))[:, None] * self.feature_scale[None, :].astype(np.float64)
 
     # -- checkpoint ------------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -140,14 +158,10 @@ class Calibration:
             raise ValueError(f"tensor calibration.feature_scale has shape {scale.shape}, expected ({width},)")
         scores = {k: np.asarray(tensors[f"calibration.scores.{k}"], dtype=np.float32) for k in meta["sets"]}
         coef = tuple(float(c) for c in meta["coef"])
-        if len(coef) != 3:
-            raise ValueError(f"calibration coef has {len(coef)} entries, expected 3")
+        if len(coef) != 4:
+            raise ValueError(f"calibration coef has {len(coef)} entries, expected 4")
         return cls(scale, coef, scores, float(meta["reference"]),
                    list(meta["train_treatments"]), dict(meta["n_wells"]), float(meta["ood_threshold"]))
-
-
-def _log_features(ood: np.ndarray, disagreement: np.ndarray) -> np.ndarray:
-    return np.log(np.maximum(np.c_[np.asarray(ood, np.float64), np.asarray(disagreement, np.float64)], _EPS))
 
 
 def novelty_slope(ood: np.ndarray, errors: np.ndarray) -> float:
@@ -161,25 +175,25 @@ def novelty_slope(ood: np.ndarray, errors: np.ndarray) -> float:
     return max(0.0, float(np.cov(x, y, bias=True)[0, 1] / np.var(x)))
 
 
-def _difficulty_fit(X: np.ndarray, y: np.ndarray, b: float | None = None) -> tuple[float, float, float]:
-    """Least squares ``y ≈ a + X @ (b, c)`` with ``b, c ≥ 0`` (``b`` fixed when given; slopes fitted here are 0
-    with fewer than 5 wells)."""
+def _difficulty_fit(X: np.ndarray, y: np.ndarray, b: float | None = None) -> tuple[float, float, float, float]:
+    """Least squares ``y ≈ a + X @ (b, c, e)`` with ``b, c, e ≥ 0``; ``b`` fixed when given. Slopes fitted
+    here are 0 with fewer than 5 wells."""
     from scipy.optimize import nnls
 
-    if b is not None:
+    fixed = b is not None
+    if fixed:
         y = y - b * X[:, 0]
+    free = X[:, 1:] if fixed else X
     if len(y) < 5:
-        return float(np.mean(y)), (b or 0.0), 0.0
-    Xc = X - X.mean(axis=0)
-    if b is not None:
-        c = nnls(Xc[:, 1:], y - y.mean())[0][0]
-        return float(y.mean() - X[:, 1].mean() * c), float(b), float(c)
-    slopes = nnls(Xc, y - y.mean())[0]
-    return float(y.mean() - X.mean(axis=0) @ slopes), float(slopes[0]), float(slopes[1])
+        return float(np.mean(y)), float(b or 0.0), 0.0, 0.0
+    slopes = nnls(free - free.mean(axis=0), y - y.mean())[0]
+    a = float(y.mean() - free.mean(axis=0) @ slopes)
+    slopes = [float(b), *map(float, slopes)] if fixed else list(map(float, slopes))
+    return a, *slopes
 
 
-def _difficulty(coef: tuple[float, float, float], ood: np.ndarray, disagreement: np.ndarray) -> np.ndarray:
-    return np.exp(coef[0] + _log_features(ood, disagreement) @ np.asarray(coef[1:]))
+def _difficulty(coef: tuple[float, ...], scores: WellScores) -> np.ndarray:
+    return np.exp(coef[0] + scores.design() @ np.asarray(coef[1:]))
 
 
 def _subsample(sorted_scores: np.ndarray) -> np.ndarray:

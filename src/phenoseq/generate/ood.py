@@ -24,27 +24,43 @@ class OODScorer:
     means: np.ndarray  # (W_train, k) training well means in PCA space
     scale: float
     threshold: float
+    controls: np.ndarray | None = None  # (W_train,) bool: the training well is a negative control (e.g. DMSO)
 
     @classmethod
-    def fit(cls, features: np.ndarray, samples: np.ndarray, n_components: int = 20) -> "OODScorer":
-        """Fit on standardised training imaging cells ``(N, F)`` and their sample ids ``(N,)``."""
+    def fit(cls, features: np.ndarray, samples: np.ndarray, n_components: int = 20,
+            control_samples: list[str] | None = None) -> "OODScorer":
+        """Fit on standardised training imaging cells ``(N, F)`` and their sample ids ``(N,)``;
+        ``control_samples``: the training control wells (for :meth:`control_likeness`)."""
         centred = features - features.mean(axis=0)
         k = min(n_components, *centred.shape)
         _, _, vt = np.linalg.svd(centred[:: max(1, len(centred) // 20000)], full_matrices=False)
         components = vt[:k].astype(np.float32)
-        _, means = group_means(features @ components.T, samples)
+        names, means = group_means(features @ components.T, samples)
+        controls = np.isin(names, list(control_samples)) if control_samples else None
         if len(means) < 2:
-            return cls(components, means, 1.0, np.inf)
+            return cls(components, means, 1.0, np.inf, controls)
         d = cdist(means, means)
         np.fill_diagonal(d, np.inf)
         loo = d.min(axis=1)
         scale = float(np.median(loo)) or 1.0
-        return cls(components, means.astype(np.float32), scale, float(1.5 * loo.max() / scale))
+        return cls(components, means.astype(np.float32), scale, float(1.5 * loo.max() / scale), controls)
+
+    def _well_means(self, imaging: WellImaging) -> np.ndarray:
+        return group_means(imaging.features.numpy() @ self.components.T, np.repeat(imaging.names, imaging.counts))[1]
 
     def score(self, imaging: WellImaging) -> np.ndarray:
         """``(n_wells,)`` scores for the wells of ``imaging`` (in its sorted well order)."""
-        _, means = group_means(imaging.features.numpy() @ self.components.T, np.repeat(imaging.names, imaging.counts))
-        return (cdist(means, self.means).min(axis=1) / self.scale).astype(np.float32)
+        return (cdist(self._well_means(imaging), self.means).min(axis=1) / self.scale).astype(np.float32)
+
+    def control_likeness(self, imaging: WellImaging) -> np.ndarray | None:
+        """``(n_wells,)`` in (0, 1]: ``exp(−distance to the nearest training control well / scale)``; 1 = the
+        well's morphology is a control's. None without training control wells. For a treated well it says
+        "morphology shows no effect", which is where morphology cannot tell an inactive compound from one whose
+        effect is only transcriptional."""
+        if self.controls is None or not self.controls.any():
+            return None
+        d = cdist(self._well_means(imaging), self.means[self.controls]).min(axis=1) / self.scale
+        return np.exp(-d).astype(np.float32)
 
     def leave_group_out_scores(self, groups: np.ndarray) -> np.ndarray:
         """``(W_train,)`` score of each training well against the training wells of other groups (treatments):
@@ -59,6 +75,8 @@ class OODScorer:
         """(tensors, JSON metadata) for a checkpoint."""
         tensors = {"ood.components": self.components, "ood.means": self.means,
                    "ood.scale": np.array([self.scale], dtype=np.float32)}
+        if self.controls is not None:
+            tensors["ood.controls"] = self.controls.astype(np.uint8)
         return tensors, {"threshold": self.threshold}
 
     @classmethod
@@ -68,4 +86,8 @@ class OODScorer:
         if comps.ndim != 2 or comps.shape[1] != n_features or means.ndim != 2 or means.shape[1] != comps.shape[0]:
             raise ValueError(f"OOD tensors have shapes {comps.shape} and {means.shape}, which do not fit "
                              f"{n_features} features")
-        return cls(comps, means, float(tensors["ood.scale"][0]), float(meta["threshold"]))
+        controls = tensors.get("ood.controls")  # absent from models saved before it existed
+        if controls is not None and np.asarray(controls).shape != (means.shape[0],):
+            raise ValueError(f"tensor ood.controls has shape {np.asarray(controls).shape}, expected ({means.shape[0]},)")
+        return cls(comps, means, float(tensors["ood.scale"][0]), float(meta["threshold"]),
+                   None if controls is None else np.asarray(controls).astype(bool))

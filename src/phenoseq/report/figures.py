@@ -13,8 +13,17 @@ from typing import TYPE_CHECKING
 
 from phenoseq.evaluate.benchmark import GAPS, confusion_key
 from phenoseq.report import panels, panels_cells, panels_trust
-from phenoseq.report.layout import (BASELINE, REFERENCE, accuracy, accuracy_bars, change_arrays, histories,
-                                    ident_splits, per_treatment, space)
+from phenoseq.report.layout import (
+    BASELINE,
+    REFERENCE,
+    accuracy,
+    accuracy_bars,
+    change_arrays,
+    histories,
+    ident_splits,
+    per_treatment,
+    space,
+)
 from phenoseq.report.style import clip, legend_handles
 
 if TYPE_CHECKING:

@@ -20,9 +20,19 @@ from phenoseq.evaluate.workflow import BenchmarkResult
 from phenoseq.io.files import atomic_path
 from phenoseq.report import figures
 from phenoseq.report import text as T
+from phenoseq.report.layout import (
+    REFERENCE,
+    REPLICATE,
+    accuracy,
+    dig,
+    figure_split,
+    histories,
+    ident_splits,
+    scaled_metrics,
+    space,
+    trust_rows,
+)
 from phenoseq.report.panels_trust import trust_methods
-from phenoseq.report.layout import (REFERENCE, REPLICATE, accuracy, dig, figure_split, histories, ident_splits,
-                                    scaled_metrics, space)
 
 REPORT_FILE = "report.html"
 
@@ -275,9 +285,11 @@ def _trust(m: dict) -> tuple[str, str, str]:
     rows = []
     for x in trust_methods(m):
         entry = m["trust"][x]
-        for split, t in entry["splits"].items():
-            note = "" if t["exchangeable"] else " (not exchangeable)"
-            rows.append(([f"<b>{_esc(x)}</b>", _split_name(m, split) + note, str(t["n_wells"]),
+        for split, name, t in trust_rows(entry):
+            label = _split_name(m, split) + ("" if entry["splits"][split]["exchangeable"] else " (not exchangeable)")
+            if name.startswith(" "):  # a kind of wells within the split
+                label = f"&nbsp;&nbsp;{_esc(name.strip())}"
+            rows.append(([f"<b>{_esc(x)}</b>", label, str(t["n_wells"]),
                           _fmt(t["coverage"], 3), _fmt(t["width"], 3), _fmt(t["baseline_coverage"], 3),
                           _fmt(t["baseline_width"], 3), _fmt(t["spearman"]), _fmt(t["flag_rate"])], ""))
     header = ["method", "split", "wells", "coverage", "width", "coverage", "width", "Spearman(confidence, −error)",

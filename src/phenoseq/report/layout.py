@@ -108,3 +108,13 @@ def treatment_kind(metrics: dict, treatment: str) -> str | None:
 def histories(metrics: dict) -> dict[str, list[dict]]:
     """Method → per-epoch training record (``metrics["history"]``); empty when no method recorded one."""
     return {m: h for m, h in (metrics.get("history") or {}).items() if h}
+
+
+def trust_rows(entry: dict) -> list[tuple[str, str, dict]]:
+    """(split, row name, figures) of a trust entry: each split, then its visible- and silent-morphology wells."""
+    rows = []
+    for split, t in entry["splits"].items():
+        rows.append((split, split if t["exchangeable"] else f"{split} (not exchangeable)", t))
+        for kind, k in (t.get("by_morphology") or {}).items():
+            rows.append((split, f"  {kind} morphology", k))
+    return rows

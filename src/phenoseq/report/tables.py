@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from phenoseq.evaluate.metrics import identification_rows, well_rows
+from phenoseq.report.layout import trust_rows
 
 WIDE = 140  # columns the tables need to show every figure
 
@@ -105,11 +106,11 @@ def trust_table(metrics: dict, method: str) -> Table:
                     f"on {ood['n_negative']} held-out wells of training compounds")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption=caption,
                   title=f"trust of {method}: {entry['level']:.0%} intervals calibrated on "
-                        f"{entry['calibration_wells'].get('seen', 0)} validation wells")
+                        f"{entry['calibration_wells'].get('seen', 0)} validation wells"
+                        + (f" (each of {entry['n_models']} models)" if entry.get("n_models", 1) > 1 else ""))
     for col in ("split", "wells", "cov", "w", "mean-cov", "mean-w", "rho", "flagged"):
         table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
-    for split, t in entry["splits"].items():
-        name = split if t["exchangeable"] else f"{split} (not exchangeable)"
+    for split, name, t in trust_rows(entry):
         table.add_row(name, str(t["n_wells"]), *(_f(t[c], 3 if "coverage" in c else 2) for c in TRUST_COLUMNS))
     return table
 
@@ -134,8 +135,9 @@ def trust_seeds_table(per_seed: list[dict], method: str, title: str) -> Table:
         v = [x for x in values if x is not None]
         return f"{np.mean(v):.3f} ± {np.std(v):.3f}" if v else "n/a"
 
-    for split in entries[0]["splits"] if entries else []:
-        table.add_row(split, *(cell([e["splits"].get(split, {}).get(k) for e in entries]) for _, k in TRUST_SEED_FIGURES))
+    for i, (_, name, _) in enumerate(trust_rows(entries[0]) if entries else []):
+        per_seed = [trust_rows(e)[i][2] for e in entries if len(trust_rows(e)) > i]
+        table.add_row(name, *(cell([t.get(k) for t in per_seed]) for _, k in TRUST_SEED_FIGURES))
     if entries and entries[0].get("ood", {}).get("n_positive"):
         table.add_row("OOD flag", *(f"{label} {cell([e['ood'][k] for e in entries])}" for label, k in OOD_SEED_FIGURES),
                       "", "")

@@ -189,14 +189,17 @@ TRUST_TEXT = (
     "Each synthetic well comes with a predicted well mean, a {level:.0%} prediction interval for every gene's "
     "well mean, a confidence in (0, 1] and an out-of-distribution flag (the <code>.wells.h5ad</code> file of "
     "<code>phenoseq generate</code>). Intervals and confidence are calibrated on the validation wells, which the "
-    "model did not train on (split-conformal, scaled by each well's difficulty: its morphological novelty and how "
-    "much the model and a ridge regression disagree on it). <b>Coverage</b>: the fraction of held-out wells' real "
-    "gene means inside their intervals; <b>width</b>: mean interval width (log1p CP10k). Beside them, the "
+    "model did not train on (split-conformal, scaled by each well's difficulty: its morphological novelty, how "
+    "much the model and a ridge regression disagree on it, and how control-like a treated well looks). "
+    "<b>Coverage</b>: the fraction of held-out wells' real gene means inside their intervals; <b>width</b>: "
+    "mean interval width (log1p CP10k). Beside them, the "
     "<b>training-mean interval</b>: the training mean ± a conformal quantile of the validation wells' deviations "
     "from it, what a user gets without a model. An interval earns its place only if it is narrower at the coverage "
     "asked for. <b>Spearman</b>: between confidence and −error (RMS error of the well mean): 1 when the most "
     "confident wells are the most accurate. HE wells come from another round than the calibration wells, so they "
-    "are not exchangeable with them: their coverage is reported as measured, and may fall short.")
+    "are not exchangeable with them: their coverage is reported as measured, and may fall short. Where the data "
+    "mark which treatments change morphology, each split is also shown for the visible and the silent ones: no "
+    "confidence read from imaging can see an effect that leaves morphology unchanged.")
 OOD_TEXT = (
     "OOD flag of <b>{method}</b> on wells of compounds without training wells: AUROC of the OOD score {auroc} "
     "against held-out wells of training compounds; flagged {recall} of {n_pos} unseen-compound wells ({visible} of "
