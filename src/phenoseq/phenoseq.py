@@ -27,7 +27,7 @@ from phenoseq.generate.calibrate import DEFAULT_LEVEL, Calibration, WellScores, 
 from phenoseq.generate.ood import OODScorer
 from phenoseq.generate.output import check_output_size, synthetic_adata, well_metadata
 from phenoseq.generate.synthesize import SamplingSettings, sample_latents
-from phenoseq.generate.well_output import SCORE_COLUMNS, well_adata
+from phenoseq.generate.well_output import SCORE_COLUMNS, cell_profiles, well_adata
 from phenoseq.generate.well_ridge import WellRidge, disagreement, leave_group_out_errors
 from phenoseq.groups import group_means
 from phenoseq.io.files import atomic_path
@@ -194,7 +194,7 @@ class PhenoSeq:
         syn = self.generate(self.screen.subset("imaging", wells), cells_per_well=cells_per_well, seed=seed,
                             progress=progress, counts=False)
         samples = syn.obs[k.sample].astype(str).to_numpy()
-        names, predicted = group_means(self._profile_of_cells(syn), samples, wells)
+        names, predicted = group_means(cell_profiles(syn), samples, wells)
         real_rna = self.screen.subset("rnaseq", wells)
         real = group_means(self._profile_of_rna(real_rna), real_rna.obs[k.sample].astype(str).to_numpy(), wells)[1]
         train_rna = self.screen.subset("rnaseq", self.screen.wells_in("train"))
@@ -238,11 +238,6 @@ class PhenoSeq:
     def _profile_of_rna(self, rna: ad.AnnData) -> np.ndarray:
         """Real cells in the space of the well-level output: expression when the space has genes, else latent."""
         return self.rna_space.expression(rna) if self.rna_space.genes else self.rna_space.transform(rna)
-
-    def _profile_of_cells(self, syn: ad.AnnData) -> np.ndarray:
-        if syn.n_vars:
-            return np.asarray(syn.X.toarray() if hasattr(syn.X, "toarray") else syn.X, dtype=np.float64)
-        return np.asarray(syn.obsm["X_phenoseq"], dtype=np.float64)
 
     def resume(self, screen: PairedScreen, progress: progress_mod.Progress | None = None,
                max_epochs: int | None = None, checkpoint_dir: str | Path | None = None) -> list[dict]:

@@ -77,6 +77,8 @@ def test_train_generate_resume(screen_dir, tmp_path, capsys):
                str(tmp_path / "syn.wells.h5ad"), "-q") == 2
     assert "--wells-out" in capsys.readouterr().err and not other.exists()
     assert run("generate", "-m", str(model_dir), "-i", imaging, "-o", str(other), "--wells-out", str(other), "-q") == 2
+    assert run("generate", "-m", str(model_dir), "-i", imaging, "-o", str(other), "--level", "1.5", "-q") == 2
+    assert not other.exists() and not (tmp_path / "other.wells.h5ad").exists()
     assert run("generate", "-m", str(model_dir), "-i", imaging, "-o", str(other), "--level", "0.5",
                "--cells-per-well", "2", "--wells-out", str(tmp_path / "w50.h5ad"), "-q") == 0
     narrow = ad.read_h5ad(tmp_path / "w50.h5ad")

@@ -40,6 +40,15 @@ def wells_path(cells_path: str | Path) -> Path:
     return p.with_name(p.name.removesuffix(".h5ad") + ".wells.h5ad")
 
 
+def cell_profiles(synthetic: ad.AnnData) -> np.ndarray:
+    """``(n_cells, G)`` float64 profiles in the well-level file's space: ``X`` (expression), or the latent
+    ``obsm["X_phenoseq"]`` for a model without genes."""
+    if synthetic.n_vars:
+        X = synthetic.X
+        return np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64)
+    return np.asarray(synthetic.obsm[LATENT_KEY], dtype=np.float64)
+
+
 def well_adata(synthetic: ad.AnnData, keys: ScreenKeys, calibration: Calibration | None,
                level: float = DEFAULT_LEVEL) -> ad.AnnData:
     """The well-level AnnData (module docstring) of a generator's synthetic cells.
@@ -52,13 +61,10 @@ def well_adata(synthetic: ad.AnnData, keys: ScreenKeys, calibration: Calibration
     if keys.sample not in synthetic.obs.columns:
         raise PhenoseqError(f"the synthetic cells have no obs[{keys.sample!r}] to group them into wells")
     samples = synthetic.obs[keys.sample].astype(str).to_numpy()
-    if synthetic.n_vars:
-        X = synthetic.X.toarray() if hasattr(synthetic.X, "toarray") else np.asarray(synthetic.X)
-        var = synthetic.var.copy()
-    else:
-        X = np.asarray(synthetic.obsm[LATENT_KEY])
-        var = pd.DataFrame(index=[f"latent_{i + 1}" for i in range(X.shape[1])])
-    names, means = group_means(np.asarray(X, dtype=np.float64), samples)
+    X = cell_profiles(synthetic)
+    latent_names = [f"latent_{i + 1}" for i in range(X.shape[1])]
+    var = synthetic.var.copy() if synthetic.n_vars else pd.DataFrame(index=latent_names)
+    names, means = group_means(X, samples)
     first = synthetic.obs.assign(_s=samples).drop_duplicates("_s").set_index("_s").loc[names]
     cols = [c for c in (*keys.columns, *WELL_OBS) if c in first.columns]
     obs = first[cols].copy()
