@@ -5,7 +5,7 @@ synthetic cells/s for generation with the default sampler and with 50-step DDIM,
 screen. Targets for the ``cpu`` preset on a 2-core CPU: training ≥ 5,000 RNA cells/s, generation
 ≥ 2,000 cells/s with the default sampler.
 
-    python benchmarks/bench_speed.py [--preset cpu] [--epochs 5] [--cells-per-well 100] [--device cpu|cuda]
+    python benchmarks/bench_speed.py [--preset cpu] [--epochs 5] [--cells-per-well 100] [--no-anchor]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--cells-per-well", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-anchor", action="store_true", help="the diffusion model without the well-mean anchor")
     args = parser.parse_args()
 
     from phenoseq import PhenoSeq
@@ -30,7 +31,7 @@ def main() -> None:
 
     imaging, rnaseq = simulate_screen(SimulationConfig(seed=args.seed))
     screen = PairedScreen(imaging, rnaseq)
-    model = PhenoSeq(screen, preset=args.preset, seed=args.seed)
+    model = PhenoSeq(screen, preset=args.preset, seed=args.seed, anchor=not args.no_anchor)
     wells = screen.wells_in("train") + screen.wells_in("val")
     well_imaging = model._imaging(screen.subset("imaging", wells))
     train = model._split(well_imaging, "train")

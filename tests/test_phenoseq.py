@@ -29,6 +29,36 @@ def test_training_history(trained):
     assert all(np.isfinite(h["train_loss"]) and np.isfinite(h["val_loss"]) for h in model.history)
 
 
+def test_model_learns_held_out_well_means_and_spread(trained):
+    """On the test wells (replicates never trained on), the model's predicted well-mean change correlates with
+    the real one, and each well's synthetic cells spread about as much as its real cells. A broken well↔cell
+    pairing, or imaging fed from other wells, would fail this."""
+    from phenoseq.generate.baselines import ShuffledImaging
+    from phenoseq.groups import group_means
+
+    screen, model = trained
+    wells = sorted(screen.wells_in("test"))
+    real = screen.subset("rnaseq", wells)
+    z_real = model.get_latent_representation(real)
+    _, real_means = group_means(z_real, real.obs["Sample_ID"].astype(str).to_numpy(), wells)
+    train = screen.subset("rnaseq", screen.wells_in("train"))
+    centre = group_means(model.get_latent_representation(train), train.obs["Sample_ID"].astype(str).to_numpy())[1].mean(0)
+
+    def well_r(generator) -> tuple[float, np.ndarray]:
+        syn = generator.generate(screen.subset("imaging", wells), cells_per_well=30, seed=0)
+        samples = syn.obs["Sample_ID"].astype(str).to_numpy()
+        _, means = group_means(syn.obsm[LATENT_KEY], samples, wells)
+        r = [np.corrcoef(p - centre, t - centre)[0, 1] for p, t in zip(means, real_means)]
+        spread = np.array([syn.obsm[LATENT_KEY][samples == w].std(0).mean() for w in wells])
+        return float(np.median(r)), spread
+
+    r_model, spread = well_r(model)
+    r_shuffled, _ = well_r(ShuffledImaging(model))
+    assert r_model > 0.5 and r_model > r_shuffled + 0.3, (r_model, r_shuffled)
+    real_spread = np.array([z_real[real.obs["Sample_ID"].astype(str).to_numpy() == w].std(0).mean() for w in wells])
+    assert 0.6 < np.median(spread / real_spread) < 1.5
+
+
 def test_output_contract(trained):
     screen, model = trained
     imaging = screen.subset("imaging", screen.wells_in("test")[:3])
@@ -137,6 +167,25 @@ def test_save_load_gives_identical_samples(trained, tmp_path):
     wa, wb = model.wells(a), back.wells(b)  # the calibration travels with the model
     assert np.allclose(wa.layers["upper"], wb.layers["upper"]) and np.allclose(wa.obs["phenoseq_confidence"],
                                                                                wb.obs["phenoseq_confidence"])
+
+
+def test_anchor_sets_the_well_mean_and_can_be_turned_off(trained, small_screen, tmp_path):
+    screen, model = trained
+    assert model.anchor is not None and model.anchor.bandwidth > 0  # validation replicates switch the memory on
+    imaging = screen.subset("imaging", screen.wells_in("test")[:3])
+    syn = model.generate(imaging, cells_per_well=5, seed=1)
+    means = syn.obsm[LATENT_KEY].reshape(3, 5, -1).mean(axis=1)
+    well = model._imaging(imaging)
+    morphology = np.stack([well.features[s:s + n].numpy().mean(0) for s, n in zip(well.starts, well.counts)])
+    np.testing.assert_allclose(means, model.anchor.predict(morphology), atol=1e-4)  # the mean is the anchor's
+    plain = PhenoSeq(small_screen, preset="tiny", seed=0, anchor=False)
+    plain.train(max_epochs=1)
+    assert plain.anchor is None
+    plain.save(tmp_path / "plain")
+    back = PhenoSeq.load(tmp_path / "plain")
+    assert back.anchor is None and not back.config.anchor
+    a, b = plain.generate(imaging, cells_per_well=3, seed=2), back.generate(imaging, cells_per_well=3, seed=2)
+    assert np.array_equal(a.obsm[LATENT_KEY], b.obsm[LATENT_KEY])
 
 
 def test_resume_continues_to_the_same_model(small_screen, tmp_path):

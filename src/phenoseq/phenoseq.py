@@ -28,6 +28,7 @@ from phenoseq.generate.ood import OODScorer
 from phenoseq.generate.output import check_output_size, synthetic_adata, well_metadata
 from phenoseq.generate.synthesize import SamplingSettings, sample_latents
 from phenoseq.generate.well_output import SCORE_COLUMNS, cell_profiles, well_adata
+from phenoseq.generate.seeds import well_rng
 from phenoseq.generate.well_ridge import WellRidge, disagreement, leave_group_out_errors
 from phenoseq.groups import group_means
 from phenoseq.io.files import atomic_path
@@ -35,6 +36,7 @@ from phenoseq.io.fingerprint import screen_fingerprint
 from phenoseq.io.keys import ScreenKeys
 from phenoseq.io.screen import CONTROL, PairedScreen
 from phenoseq.io import checkpoint
+from phenoseq.model.anchor import WellAnchor
 from phenoseq.model.config import ModelConfig
 from phenoseq.model.data import Standardiser, WellImaging
 from phenoseq.model.denoiser import Denoiser
@@ -79,10 +81,15 @@ class PhenoSeq:
         imaging_scaler = Standardiser.fit(img_train.X)
         ood = OODScorer.fit(imaging_scaler(img_train.X), img_train.obs[k.sample].astype(str).to_numpy(),
                             control_samples=screen.control_wells("train"))
+        latent_train = rna_space.transform(rna_train)
         self._assemble(config, seed, k, rna_space, screen.imaging.var_names.tolist(), imaging_scaler,
-                       Standardiser.fit(rna_space.transform(rna_train)), ood)
+                       Standardiser.fit(latent_train), ood)
         self.screen = screen
         self.well_ridge: WellRidge | None = WellRidge.fit(*self._well_means(sorted(train_wells)))
+        if config.anchor:
+            self.anchor = self._fit_anchor()
+            wells = rna_train.obs[k.sample].astype(str).to_numpy()
+            self.deviation_scaler = Standardiser.fit(latent_train - _well_mean_of_each(latent_train, wells))
 
     def _assemble(self, config: ModelConfig, seed: int, keys: ScreenKeys, rna_space, feature_names: list[str],
                   imaging_scaler: Standardiser, latent_scaler: Standardiser, ood: OODScorer) -> None:
@@ -92,6 +99,9 @@ class PhenoSeq:
         self.rna_space, self.feature_names = rna_space, feature_names
         self.imaging_scaler, self.latent_scaler, self.ood = imaging_scaler, latent_scaler, ood
         self.calibration: Calibration | None = None  # set by calibrate() (after training, on validation wells)
+        # With config.anchor: the well-mean regression, and the scaler of the deviations the network generates.
+        self.anchor: WellAnchor | None = None
+        self.deviation_scaler: Standardiser | None = None
         self.well_ridge = None  # a second opinion on well means (set by __init__ and load)
         self.screen: PairedScreen | None = None
         self.data_fingerprint: str | None = None  # set when training starts; resume checks it
@@ -123,7 +133,11 @@ class PhenoSeq:
         wells = self.screen.wells_in(split)
         rna = self.screen.subset("rnaseq", wells)
         samples = rna.obs[self.keys.sample].astype(str).to_numpy()
-        latents = self.latent_scaler(self.rna_space.transform(rna))
+        latents = self.rna_space.transform(rna)
+        if self.anchor is not None:  # the network learns each cell's deviation from its well's mean
+            latents = self.deviation_scaler(latents - _well_mean_of_each(latents, samples))
+        else:
+            latents = self.latent_scaler(latents)
         return Split(torch.from_numpy(latents), np.array([imaging.code[s] for s in samples], dtype=np.int64))
 
     def get_latent_representation(self, rnaseq: ad.AnnData) -> np.ndarray:
@@ -208,15 +222,28 @@ class PhenoSeq:
                                            novelty_slope=self._novelty_slope(names, scores.ood))
         return self.calibration
 
-    def _well_means(self, wells: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """``(n, F)`` mean standardised morphology and ``(n, d)`` mean standardised latent of screen wells."""
+    def _well_means(self, wells: list[str], standardised: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``(n, F)`` mean standardised morphology and ``(n, d)`` mean latent of screen wells (standardised, or
+        as the RNA space gives it)."""
         img, rna = self.screen.subset("imaging", wells), self.screen.subset("rnaseq", wells)
         k = self.keys
         morphology = group_means(self.imaging_scaler(np.asarray(img[:, self.feature_names].X)),
                                  img.obs[k.sample].astype(str).to_numpy(), wells)[1]
-        latent = group_means(self.latent_scaler(self.rna_space.transform(rna)),
+        latent = self.rna_space.transform(rna)
+        latent = group_means(self.latent_scaler(latent) if standardised else latent,
                              rna.obs[k.sample].astype(str).to_numpy(), wells)[1]
         return morphology, latent
+
+    def _fit_anchor(self) -> WellAnchor:
+        """The well-mean regression on the training wells (memory bandwidth chosen on the validation wells). It
+        works on unstandardised latents, so its error is the error in expression over the model's genes."""
+        train, val = sorted(self.screen.wells_in("train")), sorted(self.screen.wells_in("val"))
+        treatments = self.screen.wells.loc[train, self.keys.treatment].astype(str).to_numpy()
+        X_val, Y_val = self._well_means(val, standardised=False) if val else (None, None)
+        rna = self.screen.subset("rnaseq", train)
+        cell_well = np.searchsorted(train, rna.obs[self.keys.sample].astype(str).to_numpy())
+        return WellAnchor.fit(*self._well_means(train, standardised=False), treatments, X_val, Y_val,
+                              cells=self.rna_space.transform(rna), cell_well=cell_well)
 
     def _novelty_slope(self, val_wells: list[str], val_ood: np.ndarray) -> float | None:
         """How fast a regression's error grows with morphological novelty, measured where novelty varies: the
@@ -258,7 +285,8 @@ class PhenoSeq:
         moments (five copies of every weight), plus the RNA space and scalers."""
         weights = sum(p.numel() for p in self.denoiser.parameters()) * 4 * 5
         rna = sum(np.asarray(v).nbytes for v in self.rna_space.state()[0].values())
-        return int(weights + rna + self.ood.components.nbytes + self.ood.means.nbytes + 2**20)
+        anchor = sum(np.asarray(v).nbytes for v in self.anchor.state()[0].values()) if self.anchor is not None else 0
+        return int(weights + rna + anchor + self.ood.components.nbytes + self.ood.means.nbytes + 2**20)
 
     def denoiser_for_sampling(self) -> Denoiser:
         """The network with the best EMA weights (what generation uses)."""
@@ -277,6 +305,11 @@ class PhenoSeq:
         well, ``obsm["X_phenoseq"]`` latents, ``X`` decoded log1p(CP10k) over the model's genes, obs with the
         well's keys, ``phenoseq_seed``, ``phenoseq_ood_score`` and ``phenoseq_ood`` (the well's morphology is
         unlike every training well: trust its synthetic cells less).
+
+        With ``config.anchor`` (the default) a well's synthetic mean is the anchor's prediction from the well's
+        mean morphology (:mod:`phenoseq.model.anchor`) and the network, conditioned on the well's imaging cells,
+        gives each cell's deviation from it (re-centred, so the well mean is exactly the anchor's when
+        ``cells_per_well > 1``).
 
         ``context_size`` sets how many imaging cells condition each synthetic cell (default: as in training).
         ``source`` names ``imaging`` in error messages (its file path, say). ``counts=False`` leaves out
@@ -297,9 +330,13 @@ class PhenoSeq:
                                     c.guidance if guidance is None else guidance, c.precision, seed)
         z, samples, seeds = sample_latents(self.denoiser_for_sampling(), self.diffusion, well_imaging, settings,
                                            self.rna_space.n_latent, progress)
-        latent = self.latent_scaler.inverse(z)
+        if self.anchor is not None:
+            dis = self._drift(z, cells_per_well)
+            latent = self._anchored(z, well_imaging, cells_per_well, seed)
+        else:
+            latent = self.latent_scaler.inverse(z)
+            dis = self._disagreement(well_imaging, z, samples)
         score = self.ood.score(well_imaging)
-        dis = self._disagreement(well_imaging, z, samples)
         per_cell = np.repeat(score, cells_per_well)
         wells = well_metadata(imaging, self.keys)
         threshold = self.ood_threshold
@@ -314,6 +351,34 @@ class PhenoSeq:
         return synthetic_adata(latent, samples, wells, self.keys, seeds, meta,
                                decode=self.rna_space.decode, genes=self.rna_space.genes, extra_obs=extra,
                                counts=counts)
+
+    def _anchored(self, z: np.ndarray, imaging: WellImaging, cells_per_well: int, seed: int) -> np.ndarray:
+        """``(n_wells * K, d)`` latents of anchored generation from the network's sampled deviations ``z``
+        (wells in sorted order, ``K`` cells each): a recognised well recalls the share of its cells that its
+        memory weight gives (real training cells' deviations), the rest are the network's; the deviations are
+        re-centred so the well's mean is the anchor's (when ``K > 1``), then the anchor's mean is added."""
+        names = imaging.names.tolist()
+        morphology = group_means(imaging.features.numpy(), np.repeat(imaging.names, imaging.counts), names)[1]
+        means = self.anchor.predict(morphology).astype(np.float32)
+        deviation = self.deviation_scaler.inverse(z).reshape(len(names), cells_per_well, -1)
+        for i, name in enumerate(names):
+            chosen, recalled = self.anchor.recall(morphology[i], cells_per_well, well_rng(seed, name, "recall"))
+            deviation[i, chosen] = recalled
+        if cells_per_well > 1:
+            deviation -= deviation.mean(axis=1, keepdims=True)
+        return (deviation + means[:, None]).reshape(len(z), -1)
+
+    def _drift(self, z: np.ndarray, cells_per_well: int) -> np.ndarray:
+        """``(n_wells,)`` how far the network's own cells put each well's mean from the anchor's, in standardised
+        latent units (RMS over dimensions), with the sampling noise of a ``K``-cell mean taken out. The network
+        learnt zero-mean deviations; where its cells drift, morphology and anchor disagree (the anchored model's
+        disagreement score)."""
+        dev = z.reshape(-1, cells_per_well, z.shape[1]).astype(np.float64)
+        noise = dev.var(axis=1, ddof=1) / cells_per_well if cells_per_well > 1 else np.ones_like(dev[:, 0])
+        scale = (self.deviation_scaler.scale / self.latent_scaler.scale).astype(np.float64) ** 2
+        signal, floor = ((dev.mean(axis=1) ** 2 - noise) * scale).mean(axis=1), (noise * scale).mean(axis=1)
+        # A floor at a tenth of the noise keeps a drift lost in noise from reading as "certainly right".
+        return np.sqrt(np.maximum(signal, 0.1 * floor)).astype(np.float32)
 
     def _disagreement(self, imaging: WellImaging, z: np.ndarray, samples: np.ndarray) -> np.ndarray | None:
         """``(n_wells,)`` model–ridge disagreement on each well's mean (sorted well order), or None without a
@@ -352,6 +417,8 @@ class PhenoSeq:
                 "latent_scaler": self.latent_scaler.state("latent"), "ood": self.ood.state(),
                 "trainer": self.trainer.state_dict(),
                 **({"well_ridge": self.well_ridge.state()} if self.well_ridge is not None else {}),
+                **({"anchor": self.anchor.state(), "deviation_scaler": self.deviation_scaler.state("deviation")}
+                   if self.anchor is not None else {}),
                 **({"calibration": self.calibration.state()} if self.calibration is not None else {})}
 
     def save(self, directory: str | Path, overwrite: bool = False) -> Path:
@@ -402,7 +469,10 @@ class PhenoSeq:
             raise PhenoseqError(f"{directory}: not a directory; a phenoseq model is a directory with model.safetensors and model.json")
         meta, text = checkpoint.read_json(directory / "model.json")
         try:  # a bad setting is named before anything else is read (model.json may have been edited by hand)
-            config = ModelConfig.from_dict(meta.get("config"))
+            raw_config = meta.get("config")
+            if isinstance(raw_config, dict) and "anchor" not in raw_config:  # saved before the anchor existed
+                raw_config = {**raw_config, "anchor": False}
+            config = ModelConfig.from_dict(raw_config)
         except PhenoseqError as exc:
             raise PhenoseqError(f"{directory / 'model.json'}: {exc}") from exc
         raw = checkpoint.read_tensors(directory / "model.safetensors")
@@ -423,6 +493,9 @@ class PhenoSeq:
             model.data_fingerprint = meta.get("data_fingerprint")
             if "well_ridge" in meta:  # models saved before the ridge and calibration existed have neither
                 model.well_ridge = WellRidge.from_state(raw, meta["well_ridge"], len(features), rna_space.n_latent)
+            if config.anchor:
+                model.anchor = WellAnchor.from_state(raw, meta["anchor"], len(features), rna_space.n_latent)
+                model.deviation_scaler = Standardiser.from_state(raw, "deviation", rna_space.n_latent)
             if "calibration" in meta and model.well_ridge is not None:
                 width = len(rna_space.genes) if rna_space.genes else rna_space.n_latent
                 model.calibration = Calibration.from_state(raw, meta["calibration"], width)
@@ -431,6 +504,12 @@ class PhenoSeq:
                 f"{directory}: the checkpoint is incomplete or does not match its description ({type(exc).__name__}: {exc})"
             ) from exc
         return model
+
+
+def _well_mean_of_each(latents: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """``(n, d)``: for each row, the mean of the rows of its sample (well)."""
+    names, means = group_means(latents, samples)
+    return means[np.searchsorted(np.asarray(names), samples)].astype(np.float32)
 
 
 def _check_count(name: str, value: int | None) -> None:

@@ -5,8 +5,10 @@ validation split). Each calibration well has a predicted well mean ``p`` (the me
 and a real one ``y`` over the same ``G`` features (genes, or latent dimensions for an embedding space).
 
 What the model knows about a well, from its imaging alone (:class:`WellScores`)
-    ``ood_w``, its morphological novelty (:mod:`phenoseq.generate.ood`); ``dis_w``, how much the diffusion
-    model and a ridge regression disagree on its mean (:mod:`phenoseq.generate.well_ridge`); ``ctrl_w``, how
+    ``ood_w``, its morphological novelty (:mod:`phenoseq.generate.ood`); ``dis_w``, a disagreement on its
+    mean: for an anchored model (the default), how far the diffusion network's own cells drift from the
+    anchor's mean; otherwise, between the network and a ridge regression (:mod:`phenoseq.generate.well_ridge`);
+    ``ctrl_w``, how
     control-like the morphology of a treated well is (0 for control wells): where morphology shows no effect
     it cannot tell an inactive compound from one whose effect is only transcriptional.
 Normalised split-conformal intervals
@@ -58,7 +60,7 @@ class WellScores:
     """What the model knows about each of ``n`` wells from imaging alone (module docstring)."""
 
     ood: np.ndarray  # (n,) morphological novelty
-    disagreement: np.ndarray  # (n,) model vs ridge on the well mean, standardised latent units
+    disagreement: np.ndarray  # (n,) network drift from the anchor (or model vs ridge), standardised latent units
     control_likeness: np.ndarray  # (n,) in [0, 1]: 0 for control wells (and without training control wells)
 
     def design(self) -> np.ndarray:

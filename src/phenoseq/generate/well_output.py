@@ -7,8 +7,9 @@
   ``uns["phenoseq"]["level"]`` (default 0.9), calibrated on wells the model did not train on
   (:mod:`phenoseq.generate.calibrate`);
 * ``obs``: the well's key columns (sample, treatment, replicate, batch, group), ``phenoseq_confidence`` in
-  (0, 1], ``phenoseq_ood_score``, ``phenoseq_ood``, ``phenoseq_disagreement`` (how much the diffusion model and a ridge
-  regression disagree on the well mean: :mod:`phenoseq.generate.well_ridge`), ``phenoseq_control_likeness``
+  (0, 1], ``phenoseq_ood_score``, ``phenoseq_ood``, ``phenoseq_disagreement`` (how far the diffusion network's own
+  cells drift from the anchored well mean; for a model trained with ``anchor=False``, how much it and a ridge
+  regression disagree: :mod:`phenoseq.generate.well_ridge`), ``phenoseq_control_likeness``
   (in [0, 1]: how much a treated well's morphology looks like the training control wells'; 0 for control
   wells), ``phenoseq_calibration`` (the calibration set used:
   ``"seen"`` or ``"unseen"``) and ``phenoseq_n_cells`` (synthetic cells averaged);

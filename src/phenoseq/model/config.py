@@ -31,6 +31,9 @@ class ModelConfig:
     depth: int = 3
     heads: int = 4
     tokens: int = 1  # RNA tokens per cell; more tokens buy capacity at a near-linear cost in speed
+    # True: a regression gives each well's mean (model/anchor.py) and the diffusion model generates each cell's
+    # deviation from it; False: the diffusion model generates whole cells (phenoseq <= 0.1 behaviour)
+    anchor: bool = True
     # diffusion
     prediction: str = "v"  # what the network predicts: "v" (velocity) or "eps" (noise)
     logsnr_min: float = -15.0  # the cosine schedule's log signal-to-noise range (t = 1 … t = 0)
@@ -74,6 +77,9 @@ class ModelConfig:
                 if value not in CHOICES[f.name]:
                     raise PhenoseqError(f"model setting {f.name}={value!r} is not allowed; choose one of "
                                         f"{list(CHOICES[f.name])}")
+            elif f.name == "anchor":
+                if not isinstance(value, bool):
+                    raise PhenoseqError(f"model setting anchor={value!r} must be true or false")
             elif f.name == "rna_embedding":
                 if value is not None and (not isinstance(value, str) or not value):
                     raise PhenoseqError(f"model setting rna_embedding={value!r} must name an obsm key, e.g. X_embedding")
