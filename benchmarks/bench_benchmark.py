@@ -6,7 +6,7 @@ For each seed: simulate the default screen, train ``PhenoSeq(screen, preset="cpu
 at matched context (headline), against the matched-morphology control and paper-style, plus the well-level
 figures and scaled scores. Prints every table per seed, then mean ± sd over seeds of the key figures.
 
-    python benchmarks/bench_benchmark.py [--seeds 0 1 2] [--baselines-only] [--out DIR]
+    python benchmarks/bench_benchmark.py [--seeds 0 1 2] [--baselines-only] [--no-anchor] [--out DIR]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="simulator, model and evaluation seeds")
     parser.add_argument("--baselines-only", action="store_true", help="skip the diffusion model")
+    parser.add_argument("--no-anchor", action="store_true", help="the diffusion model without the well-mean anchor")
     parser.add_argument("--out", type=Path, default=None, help="write metrics.json per seed into DIR/seed<N>")
     args = parser.parse_args()
 
@@ -46,7 +47,7 @@ def main() -> None:
         else:
             from phenoseq import PhenoSeq
 
-            model = PhenoSeq(screen, preset="cpu", seed=seed)
+            model = PhenoSeq(screen, preset="cpu", seed=seed, anchor=not args.no_anchor)
             model.train(progress=progress)
             space = model.rna_space
         times["simulate+train"] = time.perf_counter() - t

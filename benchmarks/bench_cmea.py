@@ -22,6 +22,11 @@ the mean and median rank of the true compound among the fold's held-out compound
 correlation with the predicted change (1 = best; chance = (n + 1) / 2), top-1 and top-5. Scaled scores need a
 real replicate as the ceiling; there is none here, so they are n/a.
 
+With one profile per compound there is no within-well spread for the network to learn: phenoseq's prediction is
+its anchor (``phenoseq.model.anchor``: a reduced-rank ridge in the model's RNA space, rank, penalty and
+nearest-well blend chosen by compound-grouped cross-validation on the fold's training compounds; no validation
+split, so no memory), and its network learns zero deviations. ``--no-anchor`` runs the unanchored diffusion model.
+
 phenoseq bulk settings (a ~65-profile training set; chosen from training-loss behaviour and runtime, not tuned on
 the held-out scores): ``preset="cpu"`` with ``rna_kind="expression"``, ``n_latent=16`` (RNA PCA on the training
 profiles; the space ceiling shows what that costs), ``dim=64`` (half the preset's width: few profiles to fit),
@@ -32,7 +37,7 @@ runs all epochs and keeps the final EMA weights), 100 synthetic profiles per com
 (``--samples``), the preset's sampler (DPM++2M, 12 steps, guidance 1).
 
     python benchmarks/bench_cmea.py [--seeds 0 1 2] [--folds 5] [--max-epochs 100] [--n-latent 16] [--dim 64]
-                                    [--samples 100] [--baselines-only] [--quick] [--data DIR] [--out DIR]
+                                    [--samples 100] [--baselines-only] [--no-anchor] [--quick] [--data DIR] [--out DIR]
 
 The default run (3 seeds × 5 folds) takes ~8 min on 2 cores. ``--quick``: one seed, 3 folds, 30 epochs (a smoke
 run, ~45 s). Nothing is written unless ``--out DIR`` is given (``DIR/seed<N>/metrics.json`` and
@@ -110,6 +115,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64, help="denoiser width")
     parser.add_argument("--samples", type=int, default=100, help="synthetic profiles averaged per compound")
     parser.add_argument("--baselines-only", action="store_true", help="skip the diffusion model")
+    parser.add_argument("--no-anchor", action="store_true", help="the diffusion model without the well-mean anchor")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 3 folds, 30 epochs")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with morphology.csv.gz and l1000.csv.gz")
     parser.add_argument("--out", type=Path, default=None, help="write metrics.json per seed into DIR/seed<N>")
@@ -147,7 +153,7 @@ def main() -> None:
                 t = time.perf_counter()
                 model = PhenoSeq(held, preset="cpu", seed=seed, rna_kind="expression", n_latent=args.n_latent,
                                  dim=args.dim, precision="fp32", batch_size=2 * n_train, batch_cells_per_well=2,
-                                 max_epochs=args.max_epochs)
+                                 max_epochs=args.max_epochs, anchor=not args.no_anchor)
                 model.train()
                 train_seconds.append(time.perf_counter() - t)
                 space = model.rna_space

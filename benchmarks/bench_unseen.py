@@ -6,7 +6,7 @@ training, ``PhenoSeq(preset="cpu")`` and every baseline (training mean, control,
 imaging) are fitted on what remains (DMSO always stays), and they generate for the held-out wells from their
 imaging alone (:func:`phenoseq.evaluate.evaluate_unseen`). Prints each seed's table, then mean ± sd over seeds.
 
-    python benchmarks/bench_unseen.py [--seeds 0 1 2] [--folds 3] [--baselines-only] [--max-epochs N] [--out DIR]
+    python benchmarks/bench_unseen.py [--seeds 0 1 2] [--folds 3] [--baselines-only] [--no-anchor] [--max-epochs N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--folds", type=int, default=3, help="compound folds (3: 9 held-out compounds per fold)")
     parser.add_argument("--baselines-only", action="store_true", help="skip the diffusion model")
+    parser.add_argument("--no-anchor", action="store_true", help="the diffusion model without the well-mean anchor")
     parser.add_argument("--max-epochs", type=int, default=None, help="cap the model's epochs (default: the preset's)")
     parser.add_argument("--out", type=Path, default=None, help="write metrics.json per seed into DIR/seed<N>")
     args = parser.parse_args()
@@ -47,7 +48,7 @@ def main() -> None:
                 return standard_baselines(held, space)
             from phenoseq import PhenoSeq
 
-            model = PhenoSeq(held, preset="cpu", seed=seed)
+            model = PhenoSeq(held, preset="cpu", seed=seed, anchor=not args.no_anchor)
             model.train(progress=progress, max_epochs=args.max_epochs)
             return standard_baselines(held, model.rna_space, model)
 
