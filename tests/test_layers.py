@@ -6,7 +6,7 @@ from pathlib import Path
 # Lowest first. Subpackages are stages; top-level modules that combine stages sit above them: the PhenoSeq
 # object above model and generate, phenoseq.pl beside report, the demo above report. Base modules (errors,
 # groups, progress, console) are below every stage and import none.
-ORDER = ["base", "io", "rna", "featurize", "simulate", "model", "generate", "phenoseq", "evaluate", "report", "pl",
+ORDER = ["base", "io", "rna", "featurize", "simulate", "model", "generate", "phenoseq", "streaming", "evaluate", "report", "pl",
          "demo", "cli"]
 BASE = {"errors", "groups", "progress", "console"}
 SRC = Path(__file__).resolve().parents[1] / "src" / "phenoseq"

@@ -112,7 +112,9 @@ class PhenoSeq:
         self.trainer = Trainer(self.denoiser, self.diffusion, c, seed)
 
     # -- data -------------------------------------------------------------------------------------------
-    def _imaging(self, adata: ad.AnnData, source: str = "imaging") -> WellImaging:
+    def check_imaging(self, adata: ad.AnnData, source: str = "imaging") -> None:
+        """Refuse imaging without cells, without the model's features or without a sample column (reads only
+        ``obs`` and ``var``, so it is cheap on a backed file)."""
         if adata.n_obs == 0:
             raise PhenoseqError(f"{source}: holds no imaging cells; nothing to generate for")
         missing = [f for f in self.feature_names if f not in set(adata.var_names)]
@@ -123,6 +125,9 @@ class PhenoSeq:
             )
         if self.keys.sample not in adata.obs.columns:
             raise PhenoseqError(f"{source}: obs has no {self.keys.sample!r} column to group cells into wells")
+
+    def _imaging(self, adata: ad.AnnData, source: str = "imaging") -> WellImaging:
+        self.check_imaging(adata, source)
         X = adata[:, self.feature_names].X
         X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
         if not np.isfinite(X).all():
@@ -316,13 +321,7 @@ class PhenoSeq:
         ``layers["counts"]``.
         """
         c = self.config
-        sampler = sampler or c.sampler
-        if sampler not in SAMPLERS:
-            raise PhenoseqError(f"unknown sampler {sampler!r}; choose one of {list(SAMPLERS)}")
-        for name, value in (("cells_per_well", cells_per_well), ("steps", steps), ("context_size", context_size)):
-            _check_count(name, value)
-        if guidance is not None and not (isinstance(guidance, (int, float)) and math.isfinite(guidance) and guidance >= 0):
-            raise PhenoseqError(f"guidance must be a finite number >= 0 (1 = no guidance), got {guidance!r}")
+        sampler = self.check_generation(cells_per_well, sampler, steps, guidance, context_size)
         well_imaging = self._imaging(imaging, source)
         check_output_size(len(well_imaging.names) * cells_per_well, len(self.rna_space.genes or ()), self.rna_space.n_latent)
         n = context_size or c.context_size
@@ -351,6 +350,18 @@ class PhenoSeq:
         return synthetic_adata(latent, samples, wells, self.keys, seeds, meta,
                                decode=self.rna_space.decode, genes=self.rna_space.genes, extra_obs=extra,
                                counts=counts)
+
+    def check_generation(self, cells_per_well: int, sampler: str | None = None, steps: int | None = None,
+                         guidance: float | None = None, context_size: int | None = None) -> str:
+        """Refuse generation settings that cannot work (before any sampling); return the sampler to use."""
+        sampler = sampler or self.config.sampler
+        if sampler not in SAMPLERS:
+            raise PhenoseqError(f"unknown sampler {sampler!r}; choose one of {list(SAMPLERS)}")
+        for name, value in (("cells_per_well", cells_per_well), ("steps", steps), ("context_size", context_size)):
+            _check_count(name, value)
+        if guidance is not None and not (isinstance(guidance, (int, float)) and math.isfinite(guidance) and guidance >= 0):
+            raise PhenoseqError(f"guidance must be a finite number >= 0 (1 = no guidance), got {guidance!r}")
+        return sampler
 
     def _anchored(self, z: np.ndarray, imaging: WellImaging, cells_per_well: int, seed: int) -> np.ndarray:
         """``(n_wells * K, d)`` latents of anchored generation from the network's sampled deviations ``z``

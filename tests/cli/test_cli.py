@@ -31,6 +31,13 @@ def test_info_summarises(screen_dir, capsys):
     assert '"wells": 140' in capsys.readouterr().out
 
 
+def test_info_reads_zarr_stores(screen_dir, tmp_path, capsys):
+    for name in ("imaging", "rnaseq"):
+        ad.read_h5ad(screen_dir / f"{name}.h5ad").write_zarr(tmp_path / f"{name}.zarr")
+    assert run("info", str(tmp_path / "imaging.zarr"), str(tmp_path / "rnaseq.zarr")) == 0
+    assert "paired: 140 wells, 28 treatments" in capsys.readouterr().out
+
+
 def test_info_reports_problems_with_exit_1(screen_dir, tmp_path, capsys):
     rnaseq = ad.read_h5ad(screen_dir / "rnaseq.h5ad")
     del rnaseq.obs["Replicate"]

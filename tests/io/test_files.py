@@ -50,3 +50,22 @@ def test_read_errors(tmp_path):
     bad.write_text("not hdf5")
     with pytest.raises(PhenoseqError, match="not a readable .h5ad"):
         read_h5ad(bad)
+
+
+def test_zarr_stores_read_like_h5ad(tmp_path, small_screen_data):
+    from phenoseq.io.readers.dispatch import detect_kind
+
+    imaging, _ = small_screen_data
+    store = tmp_path / "imaging.zarr"
+    imaging.write_zarr(store)
+    back = read_h5ad(store)
+    assert back.shape == imaging.shape and (back.obs_names == imaging.obs_names).all()
+    assert (back.X == imaging.X).all()
+    assert detect_kind(store) == "h5ad"
+    plain = tmp_path / "folder"
+    plain.mkdir()
+    with pytest.raises(PhenoseqError, match="expected an .h5ad file or a .zarr AnnData store"):
+        read_h5ad(plain)
+    (tmp_path / "empty.zarr").mkdir()
+    with pytest.raises(PhenoseqError, match="not a readable .zarr AnnData store"):
+        read_h5ad(tmp_path / "empty.zarr")

@@ -92,7 +92,7 @@ def evaluate(
     from phenoseq.evaluate import BenchmarkConfig, evaluate as run_evaluation, evaluate_unseen, write_results
     from phenoseq.evaluate.metrics import ARRAYS_FILE, METRICS_FILE
     from phenoseq.generate.baselines import standard_baselines
-    from phenoseq.io.files import check_destination
+    from phenoseq.io.files import check_destination, is_zarr_store
     from phenoseq.io.screen import PairedScreen
     from phenoseq.progress import RichProgress
     from phenoseq.report.html import REPORT_FILE
@@ -105,8 +105,8 @@ def evaluate(
         check_destination(report / REPORT_FILE, overwrite=overwrite, inputs=inputs, option="--report")
     named = _synthetic_args(synthetic)
     for _, path in named:
-        if not path.is_file():
-            raise PhenoseqError(f"{path}: no such synthetic-cells file")
+        if not (path.is_file() or is_zarr_store(path)):
+            raise PhenoseqError(f"{path}: no such synthetic-cells file (.h5ad) or .zarr store")
     if model is None and not named and not baselines:
         raise PhenoseqError("nothing to evaluate: pass --model MODEL_DIR, --synthetic FILE (repeatable) and/or --baselines")
     if model is not None and rna_space is not None:

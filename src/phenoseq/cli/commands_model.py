@@ -116,7 +116,7 @@ def train(
 
 def generate(
     model_dir: Path = typer.Option(..., "--model", "-m", help="Model directory written by phenoseq train."),
-    imaging: Path = typer.Option(..., "--imaging", "-i", help="Imaging .h5ad of the wells to generate for."),
+    imaging: Path = typer.Option(..., "--imaging", "-i", help="Imaging .h5ad (or .zarr) of the wells to generate for."),
     out: Path = typer.Option(..., "--out", "-o", help="Synthetic-cell .h5ad to write."),
     wells_out: Optional[Path] = typer.Option(
         None, "--wells-out", help="Well-level .h5ad (well means, intervals, confidence, OOD flag) [default: OUT.wells.h5ad]."),
@@ -126,51 +126,86 @@ def generate(
     sampler: Optional[Sampler] = typer.Option(None, help="Sampler (default: the model's, dpm++2m: fast)."),
     steps: Optional[int] = typer.Option(None, min=1, help="Sampling steps (default: the model's, 12 for dpm++2m)."),
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; >= 0)."),
-    overwrite: bool = typer.Option(False, help="Replace --out and --wells-out if they exist."),
+    resume: bool = typer.Option(False, help="Finish an interrupted run from the parts in OUT.parts/."),
+    shard: Optional[str] = typer.Option(
+        None, help="Make only shard i of N (e.g. 3/8; one per Slurm array task), then run phenoseq merge."),
+    chunk_wells: Optional[int] = typer.Option(
+        None, min=1, help="Wells per part [default: four network calls' worth, so the result equals one in-memory run]."),
+    overwrite: bool = typer.Option(False, help="Replace --out and --wells-out if they exist (and an unfinished run)."),
     quiet: bool = QUIET,
 ) -> None:
     """Generate synthetic single-cell transcriptomes for every well of an imaging file, and a well-level file
-    with each well's predicted mean, prediction intervals, confidence and out-of-distribution flag."""
+    with each well's predicted mean, prediction intervals, confidence and out-of-distribution flag.
+
+    Wells are generated a chunk at a time into OUT.parts/ (memory does not grow with the number of wells), then
+    merged into OUT; an interrupted run finishes with --resume, and --shard splits the work across processes."""
     from phenoseq.errors import PhenoseqError
-    from phenoseq.generate.output import check_output_size
     from phenoseq.generate.well_output import wells_path
-    from phenoseq.io import read_h5ad
-    from phenoseq.io.files import atomic_path, check_destination, check_free_space
-    from phenoseq.phenoseq import PhenoSeq
+    from phenoseq.io.files import check_destination, check_free_space
     from phenoseq.progress import RichProgress
+    from phenoseq.streaming import GenerationSettings, generate_to_disk, open_run, parse_shard
 
     wells_out = wells_out or wells_path(out)
     inputs = (imaging, model_dir / "model.safetensors", model_dir / "model.json")
     if wells_out.resolve() == out.resolve():
         raise PhenoseqError(f"--wells-out {wells_out} is the same file as --out; give the well-level file another name")
+    parts = parse_shard(shard)
+    if parts is not None and overwrite:
+        raise PhenoseqError("--overwrite with --shard would remove the other shards' parts; remove OUT.parts/ yourself "
+                            "to start a sharded run again, and pass --overwrite to phenoseq merge to replace OUT")
+    if parts is None:
+        for path, option in ((out, "--out"), (wells_out, "--wells-out")):
+            check_destination(path, overwrite=overwrite, inputs=inputs, option=option)
+    settings = GenerationSettings(cells_per_well, seed, sampler and sampler.value, steps, guidance, level)
+    run = open_run(model_dir, imaging, out, settings, chunk_wells)
+    check_free_space(out, 2 * run.output_bytes(), "the synthetic cells (parts, then the merged file)")
+    made = generate_to_disk(run, resume=resume or parts is not None, overwrite=overwrite, shard=parts,
+                            progress=RichProgress(quiet))
+    if parts is not None:
+        if not quiet:
+            console.print(f"shard {shard}: made {made} parts in {run.parts}; when every shard is done, run "
+                          f"phenoseq merge -o {out}" + (f" --wells-out {wells_out}" if wells_out != wells_path(out) else ""))
+        return
+    _merge(run.parts, out, wells_out, inputs, quiet)
+
+
+def merge(
+    out: Path = typer.Option(..., "--out", "-o", help="Synthetic-cell .h5ad that the shards were made for."),
+    wells_out: Optional[Path] = typer.Option(None, "--wells-out", help="Well-level .h5ad [default: OUT.wells.h5ad]."),
+    overwrite: bool = typer.Option(False, help="Replace --out and --wells-out if they exist."),
+    quiet: bool = QUIET,
+) -> None:
+    """Merge the parts that phenoseq generate --shard made (OUT.parts/) into OUT and its well-level file."""
+    from phenoseq.generate.well_output import wells_path
+    from phenoseq.io.files import check_destination
+    from phenoseq.streaming import parts_dir
+
+    wells_out = wells_out or wells_path(out)
     for path, option in ((out, "--out"), (wells_out, "--wells-out")):
-        check_destination(path, overwrite=overwrite, inputs=inputs, option=option)
-    model = PhenoSeq.load(model_dir)
-    adata = read_h5ad(imaging)
-    if model.keys.sample in adata.obs.columns:  # else generate names the missing column
-        n_cells = adata.obs[model.keys.sample].nunique() * cells_per_well
-        width = len(model.rna_space.genes or ()) + model.rna_space.n_latent
-        check_output_size(n_cells, len(model.rna_space.genes or ()), model.rna_space.n_latent)  # memory first
-        check_free_space(out, n_cells * width * 4, f"{n_cells:,} synthetic cells")
-    syn = model.generate(adata, cells_per_well=cells_per_well, seed=seed, sampler=sampler and sampler.value, steps=steps,
-                         guidance=guidance, progress=RichProgress(quiet), source=str(imaging))
-    wells = model.wells(syn, level=level)
-    # Both files appear together or not at all.
-    with atomic_path(out, inputs) as tmp_cells, atomic_path(wells_out, inputs) as tmp_wells:
-        syn.write_h5ad(tmp_cells)
-        wells.write_h5ad(tmp_wells)
-    if model.calibration is None:
+        check_destination(path, overwrite=overwrite, option=option)
+    _merge(parts_dir(out), out, wells_out, (), quiet)
+
+
+def _merge(parts: Path, out: Path, wells_out: Path, inputs: tuple, quiet: bool) -> None:
+    import anndata as ad
+
+    from phenoseq.streaming import merge_parts
+
+    n_cells, n_wells = merge_parts(parts, out, wells_out, inputs)
+    wells = ad.read_h5ad(wells_out)
+    calibrated = bool(wells.uns["phenoseq"]["calibrated"])
+    if not calibrated:
         err_console.print("[yellow]warning:[/] the model was trained without validation wells, so it has no "
                           "calibration: the well-level file has no intervals or confidence. Train with a validation "
                           "split to get them", highlight=False)
     if not quiet:
         n_ood = int(wells.obs["phenoseq_ood"].sum())
-        console.print(f"wrote {out}: {syn.n_obs} synthetic cells for {wells.n_obs} wells "
+        console.print(f"wrote {out}: {n_cells} synthetic cells for {n_wells} wells "
                       f"({n_ood} wells flagged out-of-distribution); well-level means"
-                      + (f", {level:.0%} intervals and confidence" if model.calibration is not None else "")
-                      + f" in {wells_out}")
+                      + (", intervals and confidence" if calibrated else "") + f" in {wells_out}")
 
 
 def register(app: typer.Typer) -> None:
     app.command()(train)
     app.command()(generate)
+    app.command()(merge)

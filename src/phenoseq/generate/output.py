@@ -126,7 +126,9 @@ def synthetic_adata(
         decode = rna_space.decode
         genes = rna_space.genes if genes is None else genes
     obs = wells.loc[samples].reset_index()
-    obs.index = [f"syn-{s}-{i:05d}" for i, s in enumerate(samples)]
+    # Numbered within the well, so a well's cell names do not depend on which other wells are generated.
+    within = pd.Series(samples).groupby(list(samples), sort=False).cumcount().to_numpy()
+    obs.index = [f"syn-{s}-{i:05d}" for s, i in zip(samples, within)]
     obs["phenoseq_seed"] = np.asarray(seeds, dtype=np.int64)
     for name, values in (extra_obs or {}).items():
         obs[name] = values

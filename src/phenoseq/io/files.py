@@ -156,17 +156,29 @@ def write_h5ad(adata: ad.AnnData, path: str | os.PathLike, inputs: tuple = ()) -
     return Path(path)
 
 
-def read_h5ad(path: str | os.PathLike, backed: bool = False) -> ad.AnnData:
-    """Read an ``.h5ad`` file with a clear error when it is missing or not an AnnData file.
+def is_zarr_store(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a zarr store (a ``.zarr`` folder, or a folder with zarr v2/v3 metadata)."""
+    path = Path(path)
+    return path.is_dir() and (path.suffix == ".zarr" or any((path / m).exists() for m in (".zattrs", ".zgroup", "zarr.json")))
 
-    ``backed=True`` leaves X on disk (read-only), which keeps large imaging tables out of memory
-    for summaries.
+
+def read_h5ad(path: str | os.PathLike, backed: bool = False) -> ad.AnnData:
+    """Read an AnnData from an ``.h5ad`` file or a ``.zarr`` store, with a clear error when it is missing or
+    not AnnData.
+
+    ``backed=True`` leaves an h5ad's X on disk (read-only), which keeps large imaging tables out of memory
+    for summaries; a zarr store is read whole.
     """
     path = Path(path)
     if not path.exists():
         raise PhenoseqError(f"{path}: no such file")
     if path.is_dir():
-        raise PhenoseqError(f"{path}: is a directory, expected an .h5ad file")
+        if not is_zarr_store(path):
+            raise PhenoseqError(f"{path}: is a directory, expected an .h5ad file or a .zarr AnnData store")
+        try:
+            return ad.read_zarr(path)
+        except Exception as exc:  # zarr raises several unrelated types for a folder that is not AnnData
+            raise PhenoseqError(f"{path}: not a readable .zarr AnnData store ({type(exc).__name__}: {exc})") from exc
     try:
         return ad.read_h5ad(path, backed="r" if backed else None)
     except Exception as exc:  # h5py raises several unrelated types for a non-HDF5 file

@@ -25,6 +25,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from phenoseq.errors import PhenoseqError
+from phenoseq.rna.chunked import ROWS, covariance_pca, dense_expression, gene_moments
 
 TARGET_SUM = 1e4
 # Quantiles of the training library sizes kept in the space (0%, 1%, ..., 100%): enough to draw realistic
@@ -32,6 +33,8 @@ TARGET_SUM = 1e4
 N_LIBRARY_QUANTILES = 101
 # Mixed into the seed of each cell group so the counts stream never repeats the stream that drew its latents.
 _COUNTS_STREAM = 0x636F756E7473
+# Above this many dense values (cells × selected genes; 512 MB in float32) the PCA streams the covariance.
+DENSE_PCA_LIMIT = 2**27
 _ROWS_PER_DRAW = 4096  # rows of rates held at once while sampling counts
 # Per-data-set statistics scanpy writes into var. They describe the training cells, not the genes, and
 # ``highly_variable`` would silently subset a later sc.pp.pca of synthetic cells, so they are not carried.
@@ -45,26 +48,27 @@ _DATASET_STATISTICS = frozenset({
 
 def log_normalise(X, target_sum: float = TARGET_SUM) -> np.ndarray:
     """log1p(counts per ``target_sum``) of a cells × genes count matrix (dense or sparse), as dense float32."""
-    X = X.tocsr() if sp.issparse(X) else np.asarray(X)
-    totals = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
-    totals[totals == 0] = 1.0
-    if sp.issparse(X):
-        X = sp.diags(target_sum / totals) @ X
-        return np.log1p(X.toarray()).astype(np.float32)
-    return np.log1p(X * (target_sum / totals)[:, None]).astype(np.float32)
+    return dense_expression(X, "counts", target_sum, np.arange(X.shape[1]))
 
 
 def highly_variable_genes(logx: np.ndarray, n_top: int, n_bins: int = 20) -> np.ndarray:
-    """Indices (sorted) of the ``n_top`` genes with the highest mean-binned normalised dispersion.
+    """Indices (sorted) of the ``n_top`` genes of ``logx`` (cells × genes, log-normalised) with the highest
+    mean-binned normalised dispersion (:func:`select_variable_genes` on its moments)."""
+    logx = np.asarray(logx, dtype=np.float64)
+    return select_variable_genes(logx.mean(axis=0), logx.var(axis=0, ddof=1), n_top, n_bins)
+
+
+def select_variable_genes(mean: np.ndarray, var: np.ndarray, n_top: int, n_bins: int = 20) -> np.ndarray:
+    """Indices (sorted) of the ``n_top`` genes with the highest mean-binned normalised dispersion, from each
+    gene's ``mean`` and ``var`` of log-normalised expression.
 
     Dispersion is variance/mean of log-normalised expression, z-scored within bins of mean expression, so
-    that highly expressed genes do not win by level alone (Seurat's rule, on log data).
+    that highly expressed genes do not win by level alone (Seurat's rule, on log data). It needs only two
+    moments per gene, so it runs in one streamed pass over any number of cells.
     """
-    n_genes = logx.shape[1]
+    n_genes = len(mean)
     if n_top >= n_genes:
         return np.arange(n_genes)
-    mean = logx.mean(axis=0)
-    var = logx.var(axis=0, ddof=1)
     disp = np.log(np.maximum(var, 1e-12) / np.maximum(mean, 1e-12))
     n_bins = max(1, min(n_bins, n_genes // 10))  # a bin needs several genes for its z-score to mean anything
     bins = np.digitize(mean, np.quantile(mean, np.linspace(0, 1, n_bins + 1)[1:-1]))
@@ -122,7 +126,12 @@ class RNASpace:
     ) -> "RNASpace":
         """Fit on ``adata`` (the caller passes training cells only): pick genes, fit the PCA.
 
-        ``adata.X`` holds counts (``kind="counts"``) or normalised expression (``"expression"``).
+        ``adata.X`` holds counts (``kind="counts"``) or normalised expression (``"expression"``): dense,
+        sparse, or on disk (``anndata.read_h5ad(path, backed="r")``). The data are read in blocks of cells
+        (:mod:`phenoseq.rna.chunked`) and a sparse matrix is never densified over all genes. Up to
+        :data:`DENSE_PCA_LIMIT` values (cells × selected genes) the PCA is scikit-learn's on the dense selected
+        genes; past it, the exact eigendecomposition of their streamed covariance, so memory stops growing with
+        the number of cells.
         """
         from sklearn.decomposition import PCA
 
@@ -131,22 +140,27 @@ class RNASpace:
         if adata.var_names.has_duplicates:
             dups = adata.var_names[adata.var_names.duplicated()].unique()[:5].tolist()
             raise PhenoseqError(f"gene names must be unique; duplicated: {dups}. Use adata.var_names_make_unique().")
-        x = _expression(adata.X, kind)
-        genes = highly_variable_genes(x, n_top_genes)
-        x = x[:, genes]
-        n = min(n_latent, x.shape[0] - 1, x.shape[1])
+        moments = gene_moments(adata.X, kind, TARGET_SUM)
+        genes = select_variable_genes(moments.mean, moments.var, n_top_genes)
+        n = min(n_latent, adata.n_obs - 1, len(genes))
         if n < 1:
-            raise PhenoseqError(f"cannot fit an RNA space on {x.shape[0]} cells × {x.shape[1]} genes")
-        pca = PCA(n_components=n, svd_solver="randomized" if min(x.shape) > 1000 else "full", random_state=seed)
-        pca.fit(x)
+            raise PhenoseqError(f"cannot fit an RNA space on {adata.n_obs} cells × {len(genes)} genes")
+        if adata.n_obs * len(genes) <= DENSE_PCA_LIMIT:
+            x = dense_expression(adata.X, kind, TARGET_SUM, genes)
+            pca = PCA(n_components=n, svd_solver="randomized" if min(x.shape) > 1000 else "full",
+                      random_state=seed)
+            pca.fit(x)
+            mean, components = pca.mean_, pca.components_
+        else:
+            mean = moments.mean[genes]
+            components = covariance_pca(adata.X, kind, TARGET_SUM, genes, mean, n)
         library = None
         if kind == "counts":
-            totals = np.asarray(adata.X.sum(axis=1), dtype=np.float64).ravel()
-            library = np.quantile(totals, np.linspace(0.0, 1.0, N_LIBRARY_QUANTILES))
+            library = np.quantile(moments.totals, np.linspace(0.0, 1.0, N_LIBRARY_QUANTILES))
         return cls(
             genes=adata.var_names[genes].tolist(),
-            mean=pca.mean_.astype(np.float32),
-            components=pca.components_.astype(np.float32),
+            mean=mean.astype(np.float32),
+            components=components.astype(np.float32),
             kind=kind,
             library_sizes=library,
             gene_info=plain_var_columns(adata.var.iloc[genes]),
@@ -161,6 +175,19 @@ class RNASpace:
 
         Normalisation uses every gene of ``adata`` (library size), then keeps the model's genes.
         """
+        return dense_expression(adata.X, self.kind, self.target_sum, self._gene_index(adata))
+
+    def transform(self, adata: ad.AnnData) -> np.ndarray:
+        """``(n_cells, d)`` float32 latent of ``adata``, projected block by block (dense, sparse or backed)."""
+        idx = self._gene_index(adata)
+        out = np.empty((adata.n_obs, self.n_latent), dtype=np.float32)
+        for start in range(0, adata.n_obs, ROWS):
+            block = adata.X[start:start + ROWS]
+            out[start:start + block.shape[0]] = self.project(dense_expression(block, self.kind, self.target_sum, idx))
+        return out
+
+    def _gene_index(self, adata: ad.AnnData) -> np.ndarray:
+        """Column of each of the model's genes in ``adata``; a clear error when any is absent."""
         missing = [g for g in self.genes if g not in set(adata.var_names)]
         if missing:
             raise PhenoseqError(
@@ -168,14 +195,7 @@ class RNASpace:
                 f"(e.g. {missing[:5]}); gene names must match those the model was trained on "
                 "(same identifiers: symbols vs Ensembl ids)."
             )
-        idx = adata.var_names.get_indexer(self.genes)
-        if self.kind == "counts":
-            return log_normalise(adata.X, self.target_sum)[:, idx]
-        return _expression(adata.X[:, idx], "expression")
-
-    def transform(self, adata: ad.AnnData) -> np.ndarray:
-        """``(n_cells, d)`` float32 latent of ``adata``."""
-        return self.project(self.expression(adata))
+        return adata.var_names.get_indexer(self.genes)
 
     def project(self, expression: np.ndarray) -> np.ndarray:
         """``(n, G)`` expression over the model's genes → ``(n, d)`` latent."""
@@ -320,13 +340,6 @@ def plain_var_columns(var: pd.DataFrame) -> dict[str, list]:
         elif all(isinstance(v, str) for v in col):
             out[name] = [str(v) for v in col]
     return out
-
-
-def _expression(X, kind: str) -> np.ndarray:
-    if kind == "counts":
-        return log_normalise(X)
-    dense = X.toarray() if sp.issparse(X) else np.asarray(X)
-    return dense.astype(np.float32)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Kinds
 -----
-``h5ad``          AnnData file, read as it is.
+``h5ad``          AnnData file (``.h5ad``) or ``.zarr`` store, read as it is.
 ``scgenescope``   scGeneScope-style ``.h5ad`` brought into the standard layout.
 ``cellprofiler``  CellProfiler export folder(s): ``Image.csv`` + one CSV per compartment.
 ``sqlite``        cytominer-database SQLite file(s).
@@ -38,7 +38,9 @@ def detect_kind(path: str | os.PathLike) -> str:
     if not path.exists():
         raise PhenoseqError(f"{path}: no such file")
     if path.is_dir():
-        return "cellprofiler"
+        from phenoseq.io.files import is_zarr_store
+
+        return "h5ad" if is_zarr_store(path) else "cellprofiler"
     with open(path, "rb") as handle:
         start = handle.read(16)
     suffix = full_suffix(path)
