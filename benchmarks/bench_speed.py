@@ -3,9 +3,9 @@
 Prints RNA cells/s during training (optimiser steps only: after a warm-up epoch, without validation) and
 synthetic cells/s for generation with the default sampler and with 50-step DDIM, for every well of the
 screen. Targets for the ``cpu`` preset on a 2-core CPU: training ≥ 5,000 RNA cells/s, generation
-≥ 2,000 cells/s with the default sampler.
+≥ 2,000 cells/s with the default sampler. ``--device cuda`` measures a GPU (bf16 autocast on it).
 
-    python benchmarks/bench_speed.py [--preset cpu] [--epochs 5] [--cells-per-well 100] [--no-anchor]
+    python benchmarks/bench_speed.py [--preset cpu] [--epochs 5] [--cells-per-well 100] [--no-anchor] [--device auto]
 """
 
 from __future__ import annotations
@@ -23,21 +23,25 @@ def main() -> None:
     parser.add_argument("--cells-per-well", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-anchor", action="store_true", help="the diffusion model without the well-mean anchor")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     args = parser.parse_args()
 
     from phenoseq import PhenoSeq
     from phenoseq.io import PairedScreen
+    from phenoseq.model.device import resolve_device
     from phenoseq.simulate import SimulationConfig, simulate_screen
 
     imaging, rnaseq = simulate_screen(SimulationConfig(seed=args.seed))
     screen = PairedScreen(imaging, rnaseq)
     model = PhenoSeq(screen, preset=args.preset, seed=args.seed, anchor=not args.no_anchor)
+    device = resolve_device(args.device)
+    model.trainer.to(device)
     wells = screen.wells_in("train") + screen.wells_in("val")
     well_imaging = model._imaging(screen.subset("imaging", wells))
     train = model._split(well_imaging, "train")
     n_params = sum(p.numel() for p in model.denoiser.parameters())
     print(f"preset {args.preset}: {n_params / 1e6:.2f} M parameters, {len(train.latents)} training RNA cells, "
-          f"{torch.get_num_threads()} threads, precision {model.config.precision}")
+          f"{torch.get_num_threads()} threads, device {device}, precision {model.config.precision}")
 
     model.trainer.run(well_imaging, train, None, max_epochs=1)  # warm-up
     start = time.perf_counter()
@@ -48,9 +52,9 @@ def main() -> None:
 
     k = args.cells_per_well
     for label, kwargs in (("default", {}), ("ddim-50", {"sampler": "ddim", "steps": 50})):
-        model.generate(screen.imaging[:2000], cells_per_well=2, **kwargs)  # warm-up
+        model.generate(screen.imaging[:2000], cells_per_well=2, device=device, **kwargs)  # warm-up
         start = time.perf_counter()
-        syn = model.generate(screen.imaging, cells_per_well=k, **kwargs)
+        syn = model.generate(screen.imaging, cells_per_well=k, device=device, **kwargs)
         seconds = time.perf_counter() - start
         meta = syn.uns["phenoseq"]
         print(f"generation: {syn.n_obs / seconds:8.0f} synthetic cells/s with {meta['sampler']} {meta['steps']} steps "

@@ -40,6 +40,7 @@ from phenoseq.model.anchor import WellAnchor
 from phenoseq.model.config import ModelConfig
 from phenoseq.model.data import Standardiser, WellImaging
 from phenoseq.model.denoiser import Denoiser
+from phenoseq.model.device import resolve_device
 from phenoseq.model.diffusion import SAMPLERS, Diffusion
 from phenoseq.model.train import Split, Trainer, TrainState
 from phenoseq.rna.space import EmbeddingSpace, RNASpace, space_from_state
@@ -161,8 +162,12 @@ class PhenoSeq:
         return self.trainer.state
 
     def train(self, progress: progress_mod.Progress | None = None, max_epochs: int | None = None,
-              checkpoint_dir: str | Path | None = None, checkpoint_every: float = 30.0) -> list[dict]:
+              checkpoint_dir: str | Path | None = None, checkpoint_every: float = 30.0,
+              device: str = "auto") -> list[dict]:
         """Train (or continue training) on the training split; returns the per-epoch history.
+
+        ``device``: ``"cpu"``, ``"cuda"`` (``"cuda:N"``) or ``"auto"`` (a GPU when there is one); the model is
+        back on the CPU afterwards.
 
         With ``checkpoint_dir`` the model is saved there at the end and, during training, at an epoch boundary
         every ``checkpoint_every`` seconds, so an interrupted run resumes exactly from its last checkpoint
@@ -171,6 +176,7 @@ class PhenoSeq:
         if self.screen is None:
             raise PhenoseqError("this model has no screen attached; use resume(screen) to continue training")
         _check_count("max_epochs", max_epochs)
+        device = resolve_device(device)
         if checkpoint_dir is not None and self.trainer.state.epoch == 0:
             existing = [f for f in ("model.safetensors", "model.json") if (Path(checkpoint_dir) / f).exists()]
             if existing:
@@ -188,15 +194,18 @@ class PhenoSeq:
                 self.save(checkpoint_dir, overwrite=True)
                 last_save = time.monotonic()
 
-        self.trainer.run(imaging, train, val, progress, max_epochs, on_epoch_end)
+        try:
+            self.trainer.to(device).run(imaging, train, val, progress, max_epochs, on_epoch_end)
+        finally:
+            self.trainer.to(torch.device("cpu"))
         if self.screen.wells_in("val"):
-            self.calibrate(progress=progress)
+            self.calibrate(progress=progress, device=device)
         if checkpoint_dir is not None:
             self.save(checkpoint_dir, overwrite=True)
         return self.history
 
     def calibrate(self, cells_per_well: int = CALIBRATION_CELLS, seed: int = 0,
-                  progress: progress_mod.Progress | None = None) -> Calibration:
+                  progress: progress_mod.Progress | None = None, device: str = "auto") -> Calibration:
         """Fit the prediction intervals, confidence and OOD threshold on the validation wells (which the model
         did not train on): generate for their imaging, compare with their real RNA
         (:mod:`phenoseq.generate.calibrate`). :meth:`train` calls it at the end; returns the calibration."""
@@ -211,7 +220,7 @@ class PhenoSeq:
             self.well_ridge = WellRidge.fit(*self._well_means(sorted(self.screen.wells_in("train"))))
         self.calibration = None  # the cells generated below must not use an earlier calibration
         syn = self.generate(self.screen.subset("imaging", wells), cells_per_well=cells_per_well, seed=seed,
-                            progress=progress, counts=False)
+                            progress=progress, counts=False, device=device)
         samples = syn.obs[k.sample].astype(str).to_numpy()
         names, predicted = group_means(cell_profiles(syn), samples, wells)
         real_rna = self.screen.subset("rnaseq", wells)
@@ -272,7 +281,8 @@ class PhenoSeq:
         return self.rna_space.expression(rna) if self.rna_space.genes else self.rna_space.transform(rna)
 
     def resume(self, screen: PairedScreen, progress: progress_mod.Progress | None = None,
-               max_epochs: int | None = None, checkpoint_dir: str | Path | None = None) -> list[dict]:
+               max_epochs: int | None = None, checkpoint_dir: str | Path | None = None,
+               device: str = "auto") -> list[dict]:
         """Continue an interrupted training run of a loaded model on the same screen."""
         if screen.imaging.var_names.tolist() != self.feature_names:
             raise PhenoseqError("resume needs the screen the model was trained on: its imaging features differ")
@@ -283,7 +293,7 @@ class PhenoSeq:
                 "original files, or start a new run in a new output folder"
             )
         self.screen = screen
-        return self.train(progress, max_epochs, checkpoint_dir)
+        return self.train(progress, max_epochs, checkpoint_dir, device=device)
 
     def checkpoint_bytes(self) -> int:
         """About how large :meth:`save` will write the model: network, EMA, best weights and two optimiser
@@ -293,17 +303,17 @@ class PhenoSeq:
         anchor = sum(np.asarray(v).nbytes for v in self.anchor.state()[0].values()) if self.anchor is not None else 0
         return int(weights + rna + anchor + self.ood.components.nbytes + self.ood.means.nbytes + 2**20)
 
-    def denoiser_for_sampling(self) -> Denoiser:
-        """The network with the best EMA weights (what generation uses)."""
+    def denoiser_for_sampling(self, device: str | torch.device = "cpu") -> Denoiser:
+        """The network with the best EMA weights (what generation uses), on ``device``."""
         net = copy.deepcopy(self.denoiser)
         net.load_state_dict(self.trainer.best)
-        return net.eval()
+        return net.to(resolve_device(device)).eval()
 
     # -- generation -------------------------------------------------------------------------------------
     def generate(self, imaging: ad.AnnData, cells_per_well: int = 100, seed: int = 0, sampler: str | None = None,
                  steps: int | None = None, guidance: float | None = None, context_size: int | None = None,
                  progress: progress_mod.Progress | None = None, source: str = "imaging",
-                 counts: bool = True) -> ad.AnnData:
+                 counts: bool = True, device: str = "auto") -> ad.AnnData:
         """Synthetic RNA cells for every well of ``imaging`` (seen in training or not, with or without RNA).
 
         Returns AnnData in the output contract (:mod:`phenoseq.generate.output`): ``cells_per_well`` rows per
@@ -318,7 +328,7 @@ class PhenoSeq:
 
         ``context_size`` sets how many imaging cells condition each synthetic cell (default: as in training).
         ``source`` names ``imaging`` in error messages (its file path, say). ``counts=False`` leaves out
-        ``layers["counts"]``.
+        ``layers["counts"]``. ``device``: where the network runs (``"cpu"``, ``"cuda"``, ``"auto"``).
         """
         c = self.config
         sampler = self.check_generation(cells_per_well, sampler, steps, guidance, context_size)
@@ -327,7 +337,7 @@ class PhenoSeq:
         n = context_size or c.context_size
         settings = SamplingSettings(cells_per_well, n, max(n, c.pool_size), sampler, steps or c.steps,
                                     c.guidance if guidance is None else guidance, c.precision, seed)
-        z, samples, seeds = sample_latents(self.denoiser_for_sampling(), self.diffusion, well_imaging, settings,
+        z, samples, seeds = sample_latents(self.denoiser_for_sampling(device), self.diffusion, well_imaging, settings,
                                            self.rna_space.n_latent, progress)
         if self.anchor is not None:
             dis = self._drift(z, cells_per_well)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import anndata as ad
@@ -32,6 +32,7 @@ from phenoseq.generate.output import check_output_size
 from phenoseq.generate.synthesize import SamplingSettings
 from phenoseq.io.concat import concat_h5ad
 from phenoseq.io.files import atomic_path, read_h5ad
+from phenoseq.model.device import resolve_device
 from phenoseq.phenoseq import PhenoSeq
 
 PLAN = "plan.json"
@@ -48,6 +49,7 @@ class GenerationSettings:
     steps: int | None = None
     guidance: float | None = None
     level: float = 0.9
+    device: str = "auto"  # where the network runs; part of the plan, since devices differ in rounding
 
 
 def parts_dir(out: str | Path) -> Path:
@@ -123,6 +125,9 @@ def open_run(model_dir: Path, imaging_path: Path, out: Path, settings: Generatio
     """
     model = PhenoSeq.load(model_dir)
     model.check_generation(settings.cells_per_well, settings.sampler, settings.steps, settings.guidance)
+    # Resolved here (an unusable device is refused before any work) and kept in the plan: shards and resumed runs
+    # must run where the first did, since devices round differently.
+    settings = replace(settings, device=str(resolve_device(settings.device)))
     if not 0 < settings.level < 1:
         raise PhenoseqError(f"the interval level must be between 0 and 1 (e.g. 0.9), got {settings.level}")
     imaging = read_h5ad(imaging_path, backed=imaging_path.suffix == ".h5ad")
@@ -188,6 +193,7 @@ def generate_parts(run: Run, shard: tuple[int, int] | None = None,
     """Make the missing parts of this process's chunks; return how many were made."""
     s = GenerationSettings(**run.plan["settings"])
     chunks = [k for k in shard_chunks(run.n_chunks, shard) if not run.done(k)]
+    device = resolve_device(s.device)
     w = run.plan["chunk_wells"]
     check_output_size(w * s.cells_per_well * 2, len(run.model.rna_space.genes or ()),  # a chunk, and its copy
                       run.model.rna_space.n_latent)                                     # on the way to disk
@@ -198,7 +204,8 @@ def generate_parts(run: Run, shard: tuple[int, int] | None = None,
             rows = np.flatnonzero(np.isin(run.samples, names))
             sub = run.imaging[rows].to_memory() if run.imaging.isbacked else run.imaging[rows].copy()
             syn = run.model.generate(sub, cells_per_well=s.cells_per_well, seed=s.seed, sampler=s.sampler,
-                                     steps=s.steps, guidance=s.guidance, source=run.plan["imaging"]["path"])
+                                     steps=s.steps, guidance=s.guidance, source=run.plan["imaging"]["path"],
+                                     device=device)
             wells = run.model.wells(syn, level=s.level)
             with atomic_path(run.part("wells", k)) as tmp_wells:
                 wells.write_h5ad(tmp_wells)

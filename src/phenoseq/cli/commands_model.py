@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from phenoseq.cli.options import (
     BATCH_KEY,
+    DEVICE,
     GROUP_KEY,
     LAYER,
     QUIET,
@@ -66,6 +67,7 @@ def train(
     splits: Optional[str] = SPLITS,
     allow_unseen: bool = typer.Option(False, help="Accept treatments with no training well: the model never sees "
                                       "them and generates for them from imaging alone (unseen compounds)."),
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Train the image-conditioned diffusion model on the training split of a paired screen."""
@@ -73,9 +75,11 @@ def train(
     from phenoseq.io import PairedScreen
     from phenoseq.io.files import check_destination, check_free_space
     from phenoseq.model.config import ModelConfig
+    from phenoseq.model.device import resolve_device
     from phenoseq.phenoseq import PhenoSeq
     from phenoseq.progress import RichProgress
 
+    resolve_device(device)  # an unusable device is refused first
     if out.exists() and out.resolve() in (imaging.resolve(), rnaseq.resolve()):
         raise PhenoseqError(f"refusing to write the model to {out}: it is one of the inputs")
     # Everything that can be checked without the data is checked first: settings, then the destination.
@@ -103,11 +107,11 @@ def train(
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     progress = RichProgress(quiet)
     if model is not None:
-        model.resume(screen, progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
+        model.resume(screen, progress=progress, max_epochs=max_epochs, checkpoint_dir=out, device=device)
     else:
         model = PhenoSeq(screen, preset=preset.value, seed=seed, **overrides)
         check_free_space(out, model.checkpoint_bytes(), "the model")
-        model.train(progress=progress, max_epochs=max_epochs, checkpoint_dir=out)
+        model.train(progress=progress, max_epochs=max_epochs, checkpoint_dir=out, device=device)
     if not quiet:
         s = model.training_state
         console.print(f"trained {s.epoch} epochs (best validation loss {s.best_val:.4f} at epoch {s.best_epoch}); "
@@ -132,6 +136,7 @@ def generate(
     chunk_wells: Optional[int] = typer.Option(
         None, min=1, help="Wells per part [default: four network calls' worth, so the result equals one in-memory run]."),
     overwrite: bool = typer.Option(False, help="Replace --out and --wells-out if they exist (and an unfinished run)."),
+    device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
     """Generate synthetic single-cell transcriptomes for every well of an imaging file, and a well-level file
@@ -156,7 +161,7 @@ def generate(
     if parts is None:
         for path, option in ((out, "--out"), (wells_out, "--wells-out")):
             check_destination(path, overwrite=overwrite, inputs=inputs, option=option)
-    settings = GenerationSettings(cells_per_well, seed, sampler and sampler.value, steps, guidance, level)
+    settings = GenerationSettings(cells_per_well, seed, sampler and sampler.value, steps, guidance, level, device)
     run = open_run(model_dir, imaging, out, settings, chunk_wells)
     check_free_space(out, 2 * run.output_bytes(), "the synthetic cells (parts, then the merged file)")
     made = generate_to_disk(run, resume=resume or parts is not None, overwrite=overwrite, shard=parts,

@@ -61,6 +61,7 @@ class Backend(str, enum.Enum):
 
 
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars or tables.")
+DEVICE = typer.Option("auto", "--device", help="Where the network runs: cpu, cuda, cuda:N or auto (a GPU when there is one).")
 LAYER = typer.Option(None, "--layer", help="Read the RNA values from this layer of the RNA file (e.g. counts, when X "
                      "holds log-normalised values) instead of X.")
 SAMPLE_KEY = typer.Option("Sample_ID", help="obs column naming the well/sample.")

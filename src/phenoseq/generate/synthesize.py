@@ -16,8 +16,8 @@ from phenoseq import progress as progress_mod
 from phenoseq.generate.seeds import well_seed
 from phenoseq.model.data import WellImaging, random_sets
 from phenoseq.model.denoiser import ContextSet, Denoiser
+from phenoseq.model.device import autocast
 from phenoseq.model.diffusion import Diffusion
-from phenoseq.model.train import autocast
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,13 @@ def _well_batch(net: Denoiser, imaging: WellImaging, wells: list[int], s: Sampli
         member.append(random_sets(rng, (1, s.cells_per_well), pool_size, s.context_size))
         noise.append(torch.randn((s.cells_per_well, d), generator=torch.Generator().manual_seed(seed)))
         seeds.append(seed)
+    device = next(net.parameters()).device
     ctx = ContextSet(
-        tokens=net.encode(torch.stack(pools)),
-        member=torch.from_numpy(np.concatenate(member)),
-        drop=torch.zeros((len(wells), s.cells_per_well), dtype=torch.bool),
+        tokens=net.encode(torch.stack(pools).to(device)),
+        member=torch.from_numpy(np.concatenate(member)).to(device),
+        drop=torch.zeros((len(wells), s.cells_per_well), dtype=torch.bool, device=device),
     )
-    return ctx, torch.cat(noise), np.repeat(seeds, s.cells_per_well)
+    return ctx, torch.cat(noise).to(device), np.repeat(seeds, s.cells_per_well)  # noise drawn on the CPU
 
 
 def _guided(net: Denoiser, ctx: ContextSet, guidance: float):
@@ -80,10 +81,10 @@ def sample_latents(net: Denoiser, diffusion: Diffusion, imaging: WellImaging, se
     latents, seeds = [], []
     with progress_mod.get(progress).task("generating", total=len(all_wells)) as bar:
         for chunk in chunks:
-            with autocast(settings.precision):
+            with autocast(settings.precision, next(net.parameters()).device):
                 ctx, noise, chunk_seeds = _well_batch(net, imaging, chunk, settings, latent_dim)
                 x = diffusion.sample(_guided(net, ctx, settings.guidance), noise, settings.steps, settings.sampler)
-            latents.append(x.float().numpy())
+            latents.append(x.float().cpu().numpy())
             seeds.append(chunk_seeds)
             bar.update(len(chunk))
     samples = list(np.repeat(imaging.names, settings.cells_per_well))

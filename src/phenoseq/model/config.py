@@ -52,7 +52,7 @@ class ModelConfig:
     time_limit: float | None = None  # seconds; stop (and keep the best weights) after this long
     grad_clip: float = 1.0
     ema_decay: float = 0.995
-    precision: str = "bf16"  # "bf16" autocast on CPU (2.5–3× faster matmuls) or "fp32"
+    precision: str = "bf16"  # "bf16" autocast on the network's device (2.5–3× faster CPU matmuls) or "fp32"
     # sampling defaults
     sampler: str = "dpm++2m"
     steps: int = 12

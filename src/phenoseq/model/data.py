@@ -83,11 +83,12 @@ def make_context(
     """Encode a pool of each well in ``wells`` (``(W,)`` codes) once; give each of its ``cells_per_well`` RNA
     cells its own random set of ``context_size`` pool cells."""
     pool_size = imaging.pool_size(pool_size)
-    pools = torch.stack([imaging.pool(w, pool_size, rng) for w in wells])
+    device = next(denoiser.parameters()).device
+    pools = torch.stack([imaging.pool(w, pool_size, rng) for w in wells]).to(device)
     return ContextSet(
         tokens=denoiser.encode(pools),
-        member=torch.from_numpy(random_sets(rng, (len(wells), cells_per_well), pool_size, context_size)),
-        drop=torch.from_numpy(rng.random((len(wells), cells_per_well)) < drop_prob),
+        member=torch.from_numpy(random_sets(rng, (len(wells), cells_per_well), pool_size, context_size)).to(device),
+        drop=torch.from_numpy(rng.random((len(wells), cells_per_well)) < drop_prob).to(device),
     )
 
 

@@ -68,7 +68,7 @@ class Diffusion:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
         if steps < 1:
             raise ValueError("steps must be at least 1")
-        ts = self.timesteps(steps)
+        ts = self.timesteps(steps).to(noise.device)
         x = noise
         x0_prev, h_prev = None, None
         for i in range(steps):

@@ -3,7 +3,6 @@ stopping, and a state that can be saved at any epoch boundary and resumed to the
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -17,6 +16,7 @@ from phenoseq import progress as progress_mod
 from phenoseq.model.config import ModelConfig
 from phenoseq.model.data import WellBatches, WellImaging, make_context
 from phenoseq.model.denoiser import Denoiser
+from phenoseq.model.device import autocast
 from phenoseq.model.diffusion import Diffusion
 
 VALIDATION_SEED = 12_345
@@ -44,12 +44,6 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
-def autocast(precision: str):
-    if precision == "bf16":
-        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 class Trainer:
     """Owns the optimiser and EMA of a :class:`Denoiser`; ``run`` trains until early stopping or a limit."""
 
@@ -66,8 +60,24 @@ class Trainer:
         )
         self.state = TrainState()
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def to(self, device: torch.device) -> "Trainer":
+        """Move the network, EMA, best weights and optimiser moments to ``device`` (the optimiser keeps the
+        same parameters: ``Module.to`` moves them in place)."""
+        self.net.to(device)
+        self.ema.to(device)
+        self.best = {k: v.to(device) for k, v in self.best.items()}
+        for state in self.optimizer.state.values():
+            for name, value in state.items():
+                if name != "step" and isinstance(value, torch.Tensor):  # Adam keeps its step count on the CPU
+                    state[name] = value.to(device)
+        return self
+
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
-        """(tensors ``net.*``, ``ema.*``, ``best.*``, ``optim.*``; JSON metadata) — everything resume needs."""
+        """(CPU tensors ``net.*``, ``ema.*``, ``best.*``, ``optim.*``; JSON metadata) — everything resume needs."""
         tensors = {f"net.{k}": v for k, v in self.net.state_dict().items()}
         tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
         tensors.update({f"best.{k}": v for k, v in self.best.items()})
@@ -75,6 +85,7 @@ class Trainer:
         for idx, state in optim["state"].items():
             for name, value in state.items():
                 tensors[f"optim.{idx}.{name}"] = value if value.ndim else value.reshape(1)  # safetensors: no 0-d
+        tensors = {k: v.detach().cpu() for k, v in tensors.items()}
         meta = {"train_state": vars(self.state),
                 "optimizer": {"param_groups": optim["param_groups"],
                               "state_keys": {str(i): list(s) for i, s in optim["state"].items()}}}
@@ -102,11 +113,11 @@ class Trainer:
     def loss(self, net: Denoiser, imaging: WellImaging, split: Split, wells: np.ndarray, idx: np.ndarray,
              rng: np.random.Generator, gen: torch.Generator, drop_prob: float) -> torch.Tensor:
         """Diffusion loss of the RNA cells ``idx`` (``(W, C)`` rows of ``split``), which belong to ``wells``."""
-        c = self.config
+        c, device = self.config, self.device
         ctx = make_context(net, imaging, wells, idx.shape[1], c.pool_size, c.context_size, rng, drop_prob)
-        latents = split.latents[torch.from_numpy(idx.reshape(-1))]
-        t = torch.rand(len(latents), generator=gen)
-        noise = torch.randn(latents.shape, generator=gen)
+        latents = split.latents[torch.from_numpy(idx.reshape(-1))].to(device)
+        t = torch.rand(len(latents), generator=gen).to(device)  # drawn on the CPU: the same on every device
+        noise = torch.randn(latents.shape, generator=gen).to(device)
         x_t, target = self.diffusion.noisy(latents, t, noise)
         pred = net(x_t, t, ctx)
         return torch.mean((pred.float() - target) ** 2)
@@ -118,7 +129,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(VALIDATION_SEED)
         batches = WellBatches(val.well_codes, self.config.batch_size * 4, self.config.batch_cells_per_well)
         losses = []
-        with autocast(self.config.precision):
+        with autocast(self.config.precision, self.device):
             for wells, idx in batches.epoch(rng):
                 losses.append(float(self.loss(self.ema, imaging, val, wells, idx, rng, gen, 0.0)))
         return float(np.mean(losses))
@@ -152,7 +163,7 @@ class Trainer:
                 for wells, idx in batches.epoch(rng):
                     for group in self.optimizer.param_groups:
                         group["lr"] = self.lr_at(s.step, total_steps)
-                    with autocast(c.precision):
+                    with autocast(c.precision, self.device):
                         loss = self.loss(self.net, imaging, train, wells, idx, rng, gen, c.context_dropout)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()

@@ -1,0 +1,42 @@
+"""Where the network runs (``cpu``, ``cuda``/``cuda:N`` or ``auto``) and the matching mixed precision.
+
+Random numbers are always drawn on the CPU from seeded generators and then moved, so a seed gives the same
+noise on every device; results on one device are reproducible run to run (CUDA kernels and bf16 make them
+differ slightly from the CPU's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from phenoseq.errors import PhenoseqError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: the first CUDA GPU when there is one, else the CPU; ``"cuda:N"`` picks a GPU."""
+    if isinstance(name, torch.device):
+        return name
+    kind = str(name).split(":")[0]
+    if kind not in DEVICES:
+        raise PhenoseqError(f"unknown device {name!r}; choose one of {list(DEVICES)} (or cuda:N)")
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise PhenoseqError(f"device {name!r}: this PyTorch ({torch.__version__}) sees no CUDA GPU; use "
+                                "--device cpu (or auto), or install a CUDA build of PyTorch on a GPU machine")
+        index = torch.device(name).index or 0
+        if index >= torch.cuda.device_count():
+            raise PhenoseqError(f"device {name!r}: there are {torch.cuda.device_count()} CUDA GPU(s)")
+    return torch.device(name)
+
+
+def autocast(precision: str, device: torch.device | str = "cpu"):
+    """bf16 autocast on the network's device for ``precision="bf16"``; nothing for ``"fp32"``."""
+    if precision == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
