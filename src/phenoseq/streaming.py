@@ -58,6 +58,11 @@ def parts_dir(out: str | Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
+def part_path(parts: Path, kind: str, k: int) -> Path:
+    """Chunk ``k``'s ``"cells"`` or ``"wells"`` part."""
+    return parts / f"{kind}-{k:05d}.h5ad"
+
+
 def default_chunk_wells(cells_per_well: int) -> int:
     """Wells per chunk: whole network calls of the sampler (see the module docstring)."""
     return NETWORK_CALLS_PER_CHUNK * max(1, SamplingSettings.max_batch // max(1, cells_per_well))
@@ -65,7 +70,7 @@ def default_chunk_wells(cells_per_well: int) -> int:
 
 @dataclass
 class Run:
-    """One streamed generation: the plan, the imaging file's wells, and which chunks this process makes."""
+    """One streamed generation: the model, the imaging file (backed), its wells, the plan and the parts folder."""
 
     model: PhenoSeq
     imaging: ad.AnnData
@@ -83,7 +88,7 @@ class Run:
         return self.wells[k * w:(k + 1) * w]
 
     def part(self, kind: str, k: int) -> Path:
-        return self.parts / f"{kind}-{k:05d}.h5ad"
+        return part_path(self.parts, kind, k)
 
     def output_bytes(self) -> int:
         """About how many bytes the synthetic cells take (dense genes + latents, float32)."""
@@ -148,6 +153,8 @@ def open_run(model_dir: Path, imaging_path: Path, out: Path, settings: Generatio
         "settings": asdict(settings), "chunk_wells": int(w), "n_chunks": -(-len(wells) // w),
         "out": out.name,
     }
+    # Memory for one chunk and its copy on the way to disk: the most a streamed run holds at once.
+    check_output_size(w * settings.cells_per_well * 2, len(model.rna_space.genes or ()), model.rna_space.n_latent)
     return Run(model, imaging, samples, wells, plan, parts_dir(out))
 
 
@@ -194,9 +201,6 @@ def generate_parts(run: Run, shard: tuple[int, int] | None = None,
     s = GenerationSettings(**run.plan["settings"])
     chunks = [k for k in shard_chunks(run.n_chunks, shard) if not run.done(k)]
     device = resolve_device(s.device)
-    w = run.plan["chunk_wells"]
-    check_output_size(w * s.cells_per_well * 2, len(run.model.rna_space.genes or ()),  # a chunk, and its copy
-                      run.model.rna_space.n_latent)                                     # on the way to disk
     wells_total = sum(len(run.chunk_wells(k)) for k in chunks)
     with progress_mod.get(progress).task("generating", total=wells_total) as bar:
         for k in chunks:
@@ -222,7 +226,7 @@ def merge_parts(parts: Path, out: Path, wells_out: Path, inputs: tuple = ()) -> 
     if not plan_path.exists():
         raise PhenoseqError(f"{parts}: no {PLAN}; nothing to merge (run phenoseq generate first)")
     plan = json.loads(plan_path.read_text())
-    names = {kind: [parts / f"{kind}-{k:05d}.h5ad" for k in range(plan["n_chunks"])] for kind in ("cells", "wells")}
+    names = {kind: [part_path(parts, kind, k) for k in range(plan["n_chunks"])] for kind in ("cells", "wells")}
     missing = [k for k in range(plan["n_chunks"]) if not (names["cells"][k].exists() and names["wells"][k].exists())]
     if missing:
         raise PhenoseqError(f"{parts}: {len(missing)} of {plan['n_chunks']} chunks are not made yet (e.g. chunk "
