@@ -135,3 +135,16 @@ def test_shards_cover_every_chunk_once():
     for bad in ("0/3", "4/3", "a/b", "3"):
         with pytest.raises(Exception, match="--shard"):
             parse_shard(bad)
+
+
+def test_a_zarr_imaging_store_streams_like_h5ad(env):
+    """A .zarr store is read whole (no backed mode) and gives the same files as the .h5ad it was made from."""
+    store = env["tmp"] / "few.zarr"
+    ad.read_h5ad(env["few"]).write_zarr(store)
+    outs = []
+    for name, src in (("from_h5ad", env["few"]), ("from_zarr", store)):
+        out = env["tmp"] / f"{name}.h5ad"
+        assert run("generate", "-m", str(env["model"]), "-i", str(src), "-o", str(out), "--cells-per-well", "3",
+                   "--seed", "5", "-q") == 0
+        outs.append(ad.read_h5ad(out))
+    _same(*outs)

@@ -135,7 +135,7 @@ def open_run(model_dir: Path, imaging_path: Path, out: Path, settings: Generatio
     settings = replace(settings, device=str(resolve_device(settings.device)))
     if not 0 < settings.level < 1:
         raise PhenoseqError(f"the interval level must be between 0 and 1 (e.g. 0.9), got {settings.level}")
-    imaging = read_h5ad(imaging_path, backed=imaging_path.suffix == ".h5ad")
+    imaging = read_h5ad(imaging_path, backed=True)  # X stays on disk (a zarr store is read whole by read_h5ad)
     source = str(imaging_path)
     model.check_imaging(imaging, source)
     _check_finite(imaging, model.feature_names, source)
