@@ -5,7 +5,11 @@ synthetic cells/s for generation with the default sampler and with 50-step DDIM,
 screen. Targets for the ``cpu`` preset on a 2-core CPU: training ≥ 5,000 RNA cells/s, generation
 ≥ 2,000 cells/s with the default sampler. ``--device cuda`` measures a GPU (bf16 autocast on it).
 
+Under torchrun the training is data-parallel (each process takes a share of every batch; the figure counts
+every process's cells) and generation is skipped:
+
     python benchmarks/bench_speed.py [--preset cpu] [--epochs 5] [--cells-per-well 100] [--no-anchor] [--device auto]
+    torchrun --standalone --nproc_per_node 2 benchmarks/bench_speed.py [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -29,26 +33,32 @@ def main() -> None:
     from phenoseq import PhenoSeq
     from phenoseq.io import PairedScreen
     from phenoseq.model.device import resolve_device
+    from phenoseq.model.distributed import process_group
     from phenoseq.simulate import SimulationConfig, simulate_screen
 
     imaging, rnaseq = simulate_screen(SimulationConfig(seed=args.seed))
     screen = PairedScreen(imaging, rnaseq)
     model = PhenoSeq(screen, preset=args.preset, seed=args.seed, anchor=not args.no_anchor)
-    device = resolve_device(args.device)
-    model.trainer.to(device)
-    wells = screen.wells_in("train") + screen.wells_in("val")
-    well_imaging = model._imaging(screen.subset("imaging", wells))
-    train = model._split(well_imaging, "train")
-    n_params = sum(p.numel() for p in model.denoiser.parameters())
-    print(f"preset {args.preset}: {n_params / 1e6:.2f} M parameters, {len(train.latents)} training RNA cells, "
-          f"{torch.get_num_threads()} threads, device {device}, precision {model.config.precision}")
+    with process_group(resolve_device(args.device)) as ranks:
+        device = ranks.device(resolve_device(args.device))
+        model.trainer.to(device)
+        wells = screen.wells_in("train") + screen.wells_in("val")
+        well_imaging = model._imaging(screen.subset("imaging", wells))
+        train = model._split(well_imaging, "train")
+        n_params = sum(p.numel() for p in model.denoiser.parameters())
+        say = print if ranks.is_main else (lambda *a: None)
+        say(f"preset {args.preset}: {n_params / 1e6:.2f} M parameters, {len(train.latents)} training RNA cells, "
+            f"{ranks.world_size} process(es) × {torch.get_num_threads()} threads, device {device}, "
+            f"precision {model.config.precision}")
 
-    model.trainer.run(well_imaging, train, None, max_epochs=1)  # warm-up
-    start = time.perf_counter()
-    model.trainer.run(well_imaging, train, None, max_epochs=1 + args.epochs)
-    seconds = time.perf_counter() - start
-    print(f"training:   {args.epochs * len(train.latents) / seconds:8.0f} RNA cells/s "
-          f"({args.epochs} epochs in {seconds:.1f} s)")
+        model.trainer.run(well_imaging, train, None, max_epochs=1, ranks=ranks)  # warm-up
+        start = time.perf_counter()
+        model.trainer.run(well_imaging, train, None, max_epochs=1 + args.epochs, ranks=ranks)
+        seconds = time.perf_counter() - start
+        say(f"training:   {args.epochs * len(train.latents) / seconds:8.0f} RNA cells/s "
+            f"({args.epochs} epochs in {seconds:.1f} s)")
+    if ranks.world_size > 1:
+        return
 
     k = args.cells_per_well
     for label, kwargs in (("default", {}), ("ddim-50", {"sampler": "ddim", "steps": 50})):

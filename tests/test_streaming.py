@@ -137,6 +137,16 @@ def test_shards_cover_every_chunk_once():
             parse_shard(bad)
 
 
+def test_shard_rank_is_the_torchrun_process_share(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(Exception, match="--shard rank takes the shard from torchrun"):
+        parse_shard("rank")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert parse_shard("rank") == (2, 4)
+
+
 def test_a_zarr_imaging_store_streams_like_h5ad(env):
     """A .zarr store is read whole (no backed mode) and gives the same files as the .h5ad it was made from."""
     store = env["tmp"] / "few.zarr"

@@ -41,6 +41,7 @@ from phenoseq.model.config import ModelConfig
 from phenoseq.model.data import Standardiser, WellImaging
 from phenoseq.model.denoiser import Denoiser
 from phenoseq.model.device import resolve_device
+from phenoseq.model.distributed import current_ranks, process_group
 from phenoseq.model.diffusion import SAMPLERS, Diffusion
 from phenoseq.model.train import Split, Trainer, TrainState
 from phenoseq.rna.space import EmbeddingSpace, RNASpace, space_from_state
@@ -106,6 +107,7 @@ class PhenoSeq:
         self.well_ridge = None  # a second opinion on well means (set by __init__ and load)
         self.screen: PairedScreen | None = None
         self.data_fingerprint: str | None = None  # set when training starts; resume checks it
+        self.world_size = 1  # processes that trained it (torchrun); resume must use as many
         torch.manual_seed(seed)
         c = config
         self.denoiser = Denoiser(rna_space.n_latent, len(feature_names), c.dim, c.depth, c.heads, c.tokens)
@@ -172,11 +174,16 @@ class PhenoSeq:
         With ``checkpoint_dir`` the model is saved there at the end and, during training, at an epoch boundary
         every ``checkpoint_every`` seconds, so an interrupted run resumes exactly from its last checkpoint
         (``PhenoSeq.load(dir).resume(screen)``).
+
+        Started by torchrun (``torchrun --nproc_per_node N``), the processes train data-parallel
+        (:mod:`phenoseq.model.distributed`): each takes a share of every batch, each GPU process its own GPU;
+        only rank 0 checkpoints, calibrates and saves.
         """
         if self.screen is None:
             raise PhenoseqError("this model has no screen attached; use resume(screen) to continue training")
         _check_count("max_epochs", max_epochs)
         device = resolve_device(device)
+        self.check_world_size()
         if checkpoint_dir is not None and self.trainer.state.epoch == 0:
             existing = [f for f in ("model.safetensors", "model.json") if (Path(checkpoint_dir) / f).exists()]
             if existing:
@@ -186,23 +193,38 @@ class PhenoSeq:
         wells = self.screen.wells_in("train") + self.screen.wells_in("val")
         imaging = self._imaging(self.screen.subset("imaging", wells), self.screen.sources[0])
         train, val = self._split(imaging, "train"), self._split(imaging, "val")
-        last_save = time.monotonic()
+        with process_group(device) as ranks:
+            device = ranks.device(device)
+            self.world_size = ranks.world_size
+            last_save = time.monotonic()
 
-        def on_epoch_end() -> None:
-            nonlocal last_save
-            if checkpoint_dir is not None and time.monotonic() - last_save > checkpoint_every:
-                self.save(checkpoint_dir, overwrite=True)
-                last_save = time.monotonic()
+            def on_epoch_end() -> None:
+                nonlocal last_save
+                if checkpoint_dir is not None and time.monotonic() - last_save > checkpoint_every:
+                    self.save(checkpoint_dir, overwrite=True)
+                    last_save = time.monotonic()
 
-        try:
-            self.trainer.to(device).run(imaging, train, val, progress, max_epochs, on_epoch_end)
-        finally:
-            self.trainer.to(torch.device("cpu"))
+            try:
+                self.trainer.to(device).run(imaging, train, val, progress, max_epochs,
+                                            on_epoch_end if ranks.is_main else None, ranks)
+            finally:
+                self.trainer.to(torch.device("cpu"))
+        if not ranks.is_main:  # the other ranks hold the same weights; rank 0 calibrates and saves them
+            return self.history
         if self.screen.wells_in("val"):
             self.calibrate(progress=progress, device=device)
         if checkpoint_dir is not None:
             self.save(checkpoint_dir, overwrite=True)
         return self.history
+
+    def check_world_size(self) -> None:
+        """Refuse to continue a run with another number of processes than it was trained with (a different
+        number splits every batch differently, so the resumed run would not be the one interrupted)."""
+        world_size = current_ranks().world_size
+        if self.trainer.state.epoch and world_size != self.world_size:
+            how = f"torchrun --nproc_per_node {self.world_size}" if self.world_size > 1 else "without torchrun"
+            raise PhenoseqError(f"this run was trained by {self.world_size} process(es) and is now continued by "
+                                f"{world_size}; continue it with {self.world_size} ({how}) to resume it exactly")
 
     def calibrate(self, cells_per_well: int = CALIBRATION_CELLS, seed: int = 0,
                   progress: progress_mod.Progress | None = None, device: str = "auto") -> Calibration:
@@ -460,7 +482,7 @@ class PhenoSeq:
         meta = {"format": checkpoint.FORMAT, "format_version": checkpoint.FORMAT_VERSION,
                 "phenoseq_version": __version__, "config": self.config.to_dict(), "seed": self.seed,
                 "keys": self.keys.to_dict(), "feature_names": self.feature_names,
-                "data_fingerprint": self.data_fingerprint}
+                "data_fingerprint": self.data_fingerprint, "world_size": self.world_size}
         for name, (part_tensors, part_meta) in self._component_states().items():
             tensors.update({k: v if isinstance(v, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(v))
                             for k, v in part_tensors.items()})
@@ -512,6 +534,7 @@ class PhenoSeq:
                             OODScorer.from_state(raw, ood_meta, len(features)))
             model.trainer.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in raw.items()}, trainer_meta)
             model.data_fingerprint = meta.get("data_fingerprint")
+            model.world_size = int(meta.get("world_size", 1))
             if "well_ridge" in meta:  # models saved before the ridge and calibration existed have neither
                 model.well_ridge = WellRidge.from_state(raw, meta["well_ridge"], len(features), rna_space.n_latent)
             if config.anchor:

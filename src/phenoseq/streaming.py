@@ -33,6 +33,7 @@ from phenoseq.generate.synthesize import SamplingSettings
 from phenoseq.io.concat import concat_h5ad
 from phenoseq.io.files import atomic_path, read_h5ad
 from phenoseq.model.device import resolve_device
+from phenoseq.model.distributed import current_ranks
 from phenoseq.phenoseq import PhenoSeq
 
 PLAN = "plan.json"
@@ -78,6 +79,7 @@ class Run:
     wells: np.ndarray  # sorted unique sample ids
     plan: dict
     parts: Path
+    device: str  # where this process's network runs (the plan keeps only its kind)
 
     @property
     def n_chunks(self) -> int:
@@ -109,9 +111,16 @@ def shard_chunks(n_chunks: int, shard: tuple[int, int] | None) -> range:
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """``"i/N"`` (1-based, as Slurm array indices are usually written) → ``(i - 1, N)``."""
+    """``"i/N"`` (1-based, as Slurm array indices are usually written) → ``(i - 1, N)``; ``"rank"``: this
+    torchrun process's share, ``(RANK, WORLD_SIZE)``."""
     if text is None:
         return None
+    if text == "rank":
+        ranks = current_ranks()
+        if ranks.world_size == 1:
+            raise PhenoseqError("--shard rank takes the shard from torchrun's RANK and WORLD_SIZE, which are not set; "
+                                "launch with torchrun --nproc_per_node N, or give the shard as i/N")
+        return ranks.rank, ranks.world_size
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
@@ -130,9 +139,11 @@ def open_run(model_dir: Path, imaging_path: Path, out: Path, settings: Generatio
     """
     model = PhenoSeq.load(model_dir)
     model.check_generation(settings.cells_per_well, settings.sampler, settings.steps, settings.guidance)
-    # Resolved here (an unusable device is refused before any work) and kept in the plan: shards and resumed runs
-    # must run where the first did, since devices round differently.
-    settings = replace(settings, device=str(resolve_device(settings.device)))
+    # Resolved here (an unusable device is refused before any work) and its kind kept in the plan: shards and
+    # resumed runs must run on the kind of device the first did, since devices round differently. Each torchrun
+    # process of a multi-GPU machine takes the GPU of its local rank.
+    device = current_ranks().device(resolve_device(settings.device))
+    settings = replace(settings, device=device.type)
     if not 0 < settings.level < 1:
         raise PhenoseqError(f"the interval level must be between 0 and 1 (e.g. 0.9), got {settings.level}")
     imaging = read_h5ad(imaging_path, backed=True)  # X stays on disk (a zarr store is read whole by read_h5ad)
@@ -155,7 +166,7 @@ def open_run(model_dir: Path, imaging_path: Path, out: Path, settings: Generatio
     }
     # Memory for one chunk and its copy on the way to disk: the most a streamed run holds at once.
     check_output_size(w * settings.cells_per_well * 2, len(model.rna_space.genes or ()), model.rna_space.n_latent)
-    return Run(model, imaging, samples, wells, plan, parts_dir(out))
+    return Run(model, imaging, samples, wells, plan, parts_dir(out), str(device))
 
 
 def prepare(run: Run, resume: bool, overwrite: bool) -> bool:
@@ -200,7 +211,7 @@ def generate_parts(run: Run, shard: tuple[int, int] | None = None,
     """Make the missing parts of this process's chunks; return how many were made."""
     s = GenerationSettings(**run.plan["settings"])
     chunks = [k for k in shard_chunks(run.n_chunks, shard) if not run.done(k)]
-    device = resolve_device(s.device)
+    device = resolve_device(run.device)
     wells_total = sum(len(run.chunk_wells(k)) for k in chunks)
     with progress_mod.get(progress).task("generating", total=wells_total) as bar:
         for k in chunks:

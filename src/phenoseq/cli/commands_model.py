@@ -70,21 +70,29 @@ def train(
     device: str = DEVICE,
     quiet: bool = QUIET,
 ) -> None:
-    """Train the image-conditioned diffusion model on the training split of a paired screen."""
+    """Train the image-conditioned diffusion model on the training split of a paired screen.
+
+    Under torchrun (torchrun --nproc_per_node N --no-python phenoseq train ...) the N processes train
+    data-parallel (gloo on the CPU, NCCL on GPUs); rank 0 writes the model."""
     from phenoseq.errors import PhenoseqError
     from phenoseq.io import PairedScreen
     from phenoseq.io.files import check_destination, check_free_space
     from phenoseq.model.config import ModelConfig
     from phenoseq.model.device import resolve_device
+    from phenoseq.model.distributed import current_ranks
     from phenoseq.phenoseq import PhenoSeq
     from phenoseq.progress import RichProgress
 
     resolve_device(device)  # an unusable device is refused first
+    main_rank = current_ranks().is_main  # under torchrun the other ranks train quietly
+    quiet = quiet or not main_rank
     if out.exists() and out.resolve() in (imaging.resolve(), rnaseq.resolve()):
         raise PhenoseqError(f"refusing to write the model to {out}: it is one of the inputs")
     # Everything that can be checked without the data is checked first: settings, then the destination.
     keys = screen_keys(sample_key, treatment_key, replicate_key, batch_key, group_key, splits)
     model = PhenoSeq.load(out) if resume else None
+    if model is not None:
+        model.check_world_size()
     if model is None:
         if out.is_dir() and any(out.iterdir()):
             raise PhenoseqError(f"{out} exists and is not empty; choose a new directory, or pass --resume to continue")
@@ -103,7 +111,7 @@ def train(
     check_destination(out, overwrite=True, inputs=(imaging, rnaseq), folder=True)
     screen = PairedScreen.read(imaging, rnaseq, keys=keys, unpaired="drop" if drop_unpaired else "error",
                                rna_kind="expression" if expression else "counts", allow_unseen=allow_unseen, rna_layer=layer)
-    for warning in screen.warnings:
+    for warning in screen.warnings if main_rank else ():
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     progress = RichProgress(quiet)
     if model is not None:
@@ -114,8 +122,8 @@ def train(
         model.train(progress=progress, max_epochs=max_epochs, checkpoint_dir=out, device=device)
     if not quiet:
         s = model.training_state
-        console.print(f"trained {s.epoch} epochs (best validation loss {s.best_val:.4f} at epoch {s.best_epoch}); "
-                      f"model saved to {out}")
+        console.print(f"trained {s.epoch} epochs (best validation loss {s.best_val:.4f} at epoch {s.best_epoch})"
+                      + (f" on {model.world_size} processes" if model.world_size > 1 else "") + f"; model saved to {out}")
 
 
 def generate(
@@ -132,7 +140,8 @@ def generate(
     guidance: Optional[float] = typer.Option(None, help="Classifier-free guidance scale (1 = none; >= 0)."),
     resume: bool = typer.Option(False, help="Finish an interrupted run from the parts in OUT.parts/."),
     shard: Optional[str] = typer.Option(
-        None, help="Make only shard i of N (e.g. 3/8; one per Slurm array task), then run phenoseq merge."),
+        None, help="Make only shard i of N (e.g. 3/8; one per Slurm array task), or 'rank' for this torchrun "
+        "process's share; then run phenoseq merge."),
     chunk_wells: Optional[int] = typer.Option(
         None, min=1, help="Wells per part [default: four network calls' worth, so the result equals one in-memory run]."),
     overwrite: bool = typer.Option(False, help="Replace --out and --wells-out if they exist (and an unfinished run)."),

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from phenoseq.model.denoiser import ContextSet, Denoiser
 
 
 @dataclass
@@ -70,8 +69,20 @@ class WellImaging:
         return self.features[self.starts[well] + idx]
 
 
-def make_context(
-    denoiser: Denoiser,
+@dataclass
+class DrawnContext:
+    """The imaging side of a training batch before encoding: ``pools`` ``(W, P, F)`` standardised imaging cells
+    of each well, ``member`` ``(W, C, P)`` bool (each RNA cell's set), ``drop`` ``(W, C)`` bool (context hidden)."""
+
+    pools: torch.Tensor
+    member: torch.Tensor
+    drop: torch.Tensor
+
+    def to(self, device: torch.device) -> "DrawnContext":
+        return DrawnContext(self.pools.to(device), self.member.to(device), self.drop.to(device))
+
+
+def draw_context(
     imaging: WellImaging,
     wells: np.ndarray,
     cells_per_well: int,
@@ -79,16 +90,15 @@ def make_context(
     context_size: int,
     rng: np.random.Generator,
     drop_prob: float = 0.0,
-) -> ContextSet:
-    """Encode a pool of each well in ``wells`` (``(W,)`` codes) once; give each of its ``cells_per_well`` RNA
-    cells its own random set of ``context_size`` pool cells."""
+) -> DrawnContext:
+    """Draw a pool of each well in ``wells`` (``(W,)`` codes) and give each of its ``cells_per_well`` RNA cells
+    its own random set of ``context_size`` pool cells (CPU tensors; the network encodes each pool once)."""
     pool_size = imaging.pool_size(pool_size)
-    device = next(denoiser.parameters()).device
-    pools = torch.stack([imaging.pool(w, pool_size, rng) for w in wells]).to(device)
-    return ContextSet(
-        tokens=denoiser.encode(pools),
-        member=torch.from_numpy(random_sets(rng, (len(wells), cells_per_well), pool_size, context_size)).to(device),
-        drop=torch.from_numpy(rng.random((len(wells), cells_per_well)) < drop_prob).to(device),
+    pools = torch.stack([imaging.pool(w, pool_size, rng) for w in wells])
+    return DrawnContext(
+        pools=pools,
+        member=torch.from_numpy(random_sets(rng, (len(wells), cells_per_well), pool_size, context_size)),
+        drop=torch.from_numpy(rng.random((len(wells), cells_per_well)) < drop_prob),
     )
 
 

@@ -1,5 +1,6 @@
 """The training loop: AdamW with warm-up and cosine decay, gradient clipping, EMA, validation-based early
-stopping, and a state that can be saved at any epoch boundary and resumed to the same result."""
+stopping, and a state that can be saved at any epoch boundary and resumed to the same result. Under torchrun
+the same loop runs data-parallel (:mod:`phenoseq.model.distributed`)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import torch
 
 from phenoseq import progress as progress_mod
 from phenoseq.model.config import ModelConfig
-from phenoseq.model.data import WellBatches, WellImaging, make_context
-from phenoseq.model.denoiser import Denoiser
+from phenoseq.errors import PhenoseqError
+from phenoseq.model.data import DrawnContext, WellBatches, WellImaging, draw_context
+from phenoseq.model.denoiser import ContextSet, Denoiser
 from phenoseq.model.device import autocast
 from phenoseq.model.diffusion import Diffusion
+from phenoseq.model.distributed import Ranks, rank_seed
 
 VALIDATION_SEED = 12_345
 
@@ -42,6 +45,19 @@ class TrainState:
     bad_epochs: int = 0
     done: bool = False
     history: list[dict] = field(default_factory=list)
+
+
+class Denoise(torch.nn.Module):
+    """The training forward pass, encoding each well's pool and then denoising, as one module call: DDP needs
+    every parameter that gets a gradient to be used inside ``forward``."""
+
+    def __init__(self, net: Denoiser) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, pools: torch.Tensor, member: torch.Tensor,
+                drop: torch.Tensor) -> torch.Tensor:
+        return self.net(x_t, t, ContextSet(self.net.encode(pools), member, drop))
 
 
 class Trainer:
@@ -110,16 +126,18 @@ class Trainer:
         frac = min(1.0, (step - c.warmup_steps) / max(1, total - c.warmup_steps))
         return c.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    def loss(self, net: Denoiser, imaging: WellImaging, split: Split, wells: np.ndarray, idx: np.ndarray,
+    def loss(self, net: torch.nn.Module, imaging: WellImaging, split: Split, wells: np.ndarray, idx: np.ndarray,
              rng: np.random.Generator, gen: torch.Generator, drop_prob: float) -> torch.Tensor:
-        """Diffusion loss of the RNA cells ``idx`` (``(W, C)`` rows of ``split``), which belong to ``wells``."""
+        """Diffusion loss of the RNA cells ``idx`` (``(W, C)`` rows of ``split``), which belong to ``wells``;
+        ``net`` is a :class:`Denoise` (or DDP around one)."""
         c, device = self.config, self.device
-        ctx = make_context(net, imaging, wells, idx.shape[1], c.pool_size, c.context_size, rng, drop_prob)
+        ctx: DrawnContext = draw_context(imaging, wells, idx.shape[1], c.pool_size, c.context_size, rng, drop_prob)
+        ctx = ctx.to(device)
         latents = split.latents[torch.from_numpy(idx.reshape(-1))].to(device)
         t = torch.rand(len(latents), generator=gen).to(device)  # drawn on the CPU: the same on every device
         noise = torch.randn(latents.shape, generator=gen).to(device)
         x_t, target = self.diffusion.noisy(latents, t, noise)
-        pred = net(x_t, t, ctx)
+        pred = net(x_t, t, ctx.pools, ctx.member, ctx.drop)
         return torch.mean((pred.float() - target) ** 2)
 
     @torch.no_grad()
@@ -131,7 +149,7 @@ class Trainer:
         losses = []
         with autocast(self.config.precision, self.device):
             for wells, idx in batches.epoch(rng):
-                losses.append(float(self.loss(self.ema, imaging, val, wells, idx, rng, gen, 0.0)))
+                losses.append(float(self.loss(Denoise(self.ema), imaging, val, wells, idx, rng, gen, 0.0)))
         return float(np.mean(losses))
 
     def _ema_update(self) -> None:
@@ -142,40 +160,58 @@ class Trainer:
 
     def run(self, imaging: WellImaging, train: Split, val: Split | None,
             progress: progress_mod.Progress | None = None, max_epochs: int | None = None,
-            on_epoch_end: Callable[[], None] | None = None) -> TrainState:
+            on_epoch_end: Callable[[], None] | None = None, ranks: Ranks = Ranks()) -> TrainState:
         """Train from the current state until early stopping, ``max_epochs`` (total), or the time limit.
 
         ``on_epoch_end`` runs after each finished epoch, when the state is consistent (for checkpoints).
+        ``ranks``: this process's place in a data-parallel run (its process group already joined); each global
+        batch's wells are shared out between the ranks, and the gradients averaged by DDP.
         """
         c, s = self.config, self.state
         max_epochs = c.max_epochs if max_epochs is None else max_epochs
         batches = WellBatches(train.well_codes, c.batch_size, c.batch_cells_per_well)
+        if batches.n_wells < ranks.world_size:
+            raise PhenoseqError(
+                f"a training batch holds {batches.n_wells} wells, fewer than the {ranks.world_size} processes that "
+                "would share it; start fewer processes, or raise batch_size / lower batch_cells_per_well (--set)")
         total_steps = c.max_epochs * batches.steps
         start = time.monotonic()
+        net = Denoise(self.net)
+        if ranks.world_size > 1:
+            net = torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.net.train()
         with progress_mod.get(progress).task("training", total=max_epochs) as bar:
             bar.update(s.epoch)
             while not s.done and s.epoch < max_epochs:
-                # Each epoch's randomness depends only on (seed, epoch), so a resumed run repeats it exactly.
+                # Each epoch's randomness depends only on (seed, epoch) — and the rank, for a rank's own contexts
+                # and noise — so a resumed run repeats it exactly. All ranks draw the same batches.
                 rng = np.random.default_rng([self.seed, s.epoch])
-                gen = torch.Generator().manual_seed(self.seed * 100_003 + s.epoch)
+                if ranks.world_size == 1:
+                    own_rng, gen = rng, torch.Generator().manual_seed(self.seed * 100_003 + s.epoch)
+                else:
+                    own_rng = np.random.default_rng([self.seed, s.epoch, 1 + ranks.rank])
+                    gen = torch.Generator().manual_seed(rank_seed(self.seed, s.epoch, ranks.rank))
                 losses = []
                 for wells, idx in batches.epoch(rng):
+                    mine = ranks.share(len(wells))
+                    # DDP averages the ranks' gradients; weighting by share size makes that the whole batch's mean.
+                    weight = (mine.stop - mine.start) * ranks.world_size / len(wells)
                     for group in self.optimizer.param_groups:
                         group["lr"] = self.lr_at(s.step, total_steps)
                     with autocast(c.precision, self.device):
-                        loss = self.loss(self.net, imaging, train, wells, idx, rng, gen, c.context_dropout)
+                        loss = self.loss(net, imaging, train, wells[mine], idx[mine], own_rng, gen, c.context_dropout)
                     self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    (loss * weight).backward()
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
                     self.optimizer.step()
                     s.step += 1
                     self._ema_update()
                     losses.append(float(loss.detach()))
                 s.epoch += 1
-                record = {"epoch": s.epoch, "train_loss": float(np.mean(losses))}
+                record = {"epoch": s.epoch, "train_loss": ranks.mean(float(np.mean(losses)))}
                 if val is not None and len(val.latents):
-                    record["val_loss"] = self.validate(imaging, val)
+                    record["val_loss"] = ranks.from_main(self.validate(imaging, val) if ranks.is_main else math.nan)
                     if record["val_loss"] < s.best_val - 1e-4:
                         s.best_val, s.best_epoch, s.bad_epochs = record["val_loss"], s.epoch, 0
                         self.best = copy.deepcopy(self.ema.state_dict())
@@ -192,10 +228,12 @@ class Trainer:
                 bar.update(1, info=info)
                 if on_epoch_end is not None:
                     on_epoch_end()
-                if c.time_limit is not None and time.monotonic() - start > c.time_limit:
+                out_of_time = c.time_limit is not None and time.monotonic() - start > c.time_limit
+                if ranks.from_main(float(out_of_time)):  # every rank stops at the epoch rank 0 stops at
                     break
         if s.epoch >= c.max_epochs:
             s.done = True
+        ranks.check_in_sync(self.net)
         self.net.eval()
         return s
 
