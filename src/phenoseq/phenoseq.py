@@ -254,9 +254,41 @@ class PhenoSeq:
         treatment = self.screen.wells[k.treatment].astype(str)
         train_treatments = sorted(set(treatment.loc[self.screen.wells_in("train")]))
         unseen = ~np.isin(treatment.loc[names].to_numpy(), train_treatments)
+        out_of_fold = None if unseen.any() else self._out_of_fold_wells(cells_per_well, seed, progress, device)
         self.calibration = Calibration.fit(predicted, real, scores, unseen, train_means.mean(axis=0), train_treatments,
-                                           novelty_slope=self._novelty_slope(names, scores.ood))
+                                           novelty_slope=self._novelty_slope(names, scores.ood),
+                                           out_of_fold=out_of_fold)
         return self.calibration
+
+    def _out_of_fold_wells(self, cells_per_well: int, seed: int, progress: progress_mod.Progress | None,
+                           device: str | torch.device) -> tuple[np.ndarray, np.ndarray, WellScores] | None:
+        """Treated training wells seen as an unseen compound's wells: ``(n, G)`` predicted means, from the anchor
+        refitted without their treatment's fold (:meth:`WellAnchor.out_of_fold`), applied to the well's real
+        cells' deviations so that clipping at zero acts as on generated cells; ``(n, G)`` real means; and their
+        scores as wells of an unseen treatment (novelty against the other treatments' wells, the network's
+        drift, control-likeness). None without an anchor or with fewer than two treatments."""
+        if self.anchor is None:
+            return None
+        k = self.keys
+        train = sorted(self.screen.wells_in("train"))
+        wells = self.screen.wells.loc[train]
+        treatment = wells[k.treatment].astype(str).to_numpy()
+        ood = self.ood.leave_group_out_scores(treatment)
+        keep = (wells[k.group].astype(str).to_numpy() != CONTROL) & np.isfinite(ood)
+        if len(np.unique(treatment)) < 2 or not keep.any() or len(ood) != len(train):
+            return None
+        rna = self.screen.subset("rnaseq", train)
+        samples = rna.obs[k.sample].astype(str).to_numpy()
+        row = np.searchsorted(train, samples)
+        shifted = self.rna_space.transform(rna) - self.anchor.wells_y[row] + self.anchor.out_of_fold(treatment)[row]
+        profiles = self.rna_space.decode(shifted) if self.rna_space.genes else shifted
+        kept = [w for w, ok in zip(train, keep) if ok]
+        predicted = group_means(profiles, samples, kept)[1]
+        real = group_means(self._profile_of_rna(rna), samples, kept)[1]
+        syn = self.generate(self.screen.subset("imaging", kept), cells_per_well=cells_per_well, seed=seed,
+                            progress=progress, counts=False, device=device)
+        per_well = syn.obs.groupby(k.sample, observed=True)[list(SCORE_COLUMNS[1:])].first().loc[kept]
+        return predicted, real, WellScores(ood[keep], *(per_well[c].to_numpy() for c in SCORE_COLUMNS[1:]))
 
     def _well_means(self, wells: list[str], standardised: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(n, F)`` mean standardised morphology and ``(n, d)`` mean latent of screen wells (standardised, or

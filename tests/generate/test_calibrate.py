@@ -113,3 +113,19 @@ def test_well_ridge_recovers_a_linear_map_and_round_trips():
     assert np.allclose(WellRidge.from_state(tensors, meta, 12, 4).predict(X2), ridge.predict(X2))
     noise = WellRidge.fit(X, rng.normal(size=(80, 4)))
     assert noise.alpha > ridge.alpha  # pure noise: cross-validation shrinks harder
+
+
+def test_out_of_fold_wells_calibrate_unseen_wells_without_unseen_validation_wells():
+    rng = np.random.default_rng(5)
+    p, r, sc, _ = _wells(rng, 30)
+    po, ro, sco, _ = _wells(rng, 60, unseen=True)
+    ro = po + 2.0 * (ro - po)  # out-of-fold wells are as hard as unseen compounds' wells
+    seen_only = Calibration.fit(p, r, sc, np.zeros(30, bool), np.zeros(p.shape[1]), ["seen-drug"])
+    cal = Calibration.fit(p, r, sc, np.zeros(30, bool), np.zeros(p.shape[1]), ["seen-drug"], out_of_fold=(po, ro, sco))
+    assert cal.n_wells == {"seen": 30, "unseen": 0, "unseen_out_of_fold": 60}
+    assert cal.coef == seen_only.coef  # the difficulty model is the validation wells' alone
+    assert list(cal.set_for(np.array(["seen-drug", "new-drug"]), 2)) == ["seen", "unseen"]
+    pu, ru, scu, _ = _wells(rng, 100, unseen=True)
+    ru = pu + 2.0 * (ru - pu)
+    assert _coverage(seen_only, pu, ru, scu, ["seen"] * 100)[0] < 0.85  # the seen set under-covers them
+    assert abs(_coverage(cal, pu, ru, scu, ["unseen"] * 100)[0] - 0.9) < 0.03

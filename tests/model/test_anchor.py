@@ -105,3 +105,20 @@ def test_recall_draws_twin_cells_in_proportion_to_the_memory_weight():
     tensors["anchor.cell_well"] = tensors["anchor.cell_well"][::-1].copy()
     with pytest.raises(ValueError, match="cell tensors"):
         WellAnchor.from_state(tensors, meta, 6, 3)
+
+
+def test_out_of_fold_predictions_are_an_unseen_treatments_errors():
+    # 80 wells, 20 features: in sample the regression fits part of the noise; refitted without each fold it
+    # errs on a held-out treatment's wells as it does on a new compound's.
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(80, 20))
+    B = rng.normal(size=(20, 5)) / np.sqrt(20) * 2
+    groups = np.repeat(np.arange(40), 2)
+    Y = X @ B + np.repeat(rng.normal(size=(40, 5)), 2, axis=0)  # a treatment offset shared by its two wells
+    anchor = WellAnchor.fit(X, Y, groups)
+    oof = anchor.out_of_fold(groups)
+    assert oof.shape == Y.shape
+    Xt = rng.normal(size=(4000, 20))  # wells of new compounds
+    new = ((anchor.predict(Xt) - (Xt @ B + rng.normal(size=(4000, 5)))) ** 2).mean()
+    out_of_fold, in_sample = ((oof - Y) ** 2).mean() / new, ((anchor.base(X) - Y) ** 2).mean() / new
+    assert in_sample < 0.7 and 0.8 < out_of_fold < 1.3

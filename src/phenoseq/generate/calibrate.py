@@ -22,7 +22,11 @@ Normalised split-conformal intervals
     the calibration scores ``|y_g − p_g| / (s_g d_w)``, so on wells exchangeable with the calibration wells the
     intervals cover a fraction ``≥ L`` of (well, feature) pairs. Calibration wells whose treatment has no
     training well (an unseen compound) are kept as a separate set (``"unseen"``), used for wells of treatments
-    the model never trained on; without them such wells use the ``"seen"`` set, widened by their difficulty.
+    the model never trained on. Without them, the ``"unseen"`` set comes from **out-of-fold training wells**
+    when the model can give them: each training well's mean predicted by a fit that left its treatment out
+    (the anchor's treatment-grouped folds), scored as an unseen compound's well would be; the difficulty model
+    stays the one fitted on the validation wells. Without either, such wells use the ``"seen"`` set, widened
+    by their difficulty.
 Confidence
     ``exp(−d_w / d_ref)`` in (0, 1]: ``d_ref`` is the median normalised error of the training-mean
     prediction on the calibration wells, so a confidence of ``e⁻¹ ≈ 0.37`` means "expected to be as wrong as
@@ -40,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SEEN, UNSEEN = "seen", "unseen"
+OUT_OF_FOLD = "unseen_out_of_fold"  # n_wells key: out-of-fold training wells behind the unseen set
 DEFAULT_LEVEL = 0.9
 FALSE_FLAG_RATE = 0.05
 _MAX_SCORES = 200_000  # calibration scores kept per set (an even subsample beyond): bounds the checkpoint
@@ -85,12 +90,15 @@ class Calibration:
     @classmethod
     def fit(cls, predicted: np.ndarray, real: np.ndarray, scores: WellScores, unseen: np.ndarray,
             training_mean: np.ndarray, train_treatments: list[str], false_flag_rate: float = FALSE_FLAG_RATE,
-            novelty_slope: float | None = None) -> "Calibration":
+            novelty_slope: float | None = None,
+            out_of_fold: tuple[np.ndarray, np.ndarray, WellScores] | None = None) -> "Calibration":
         """Fit on calibration wells.
 
         ``predicted``, ``real``: ``(n, G)`` well means; ``scores``: the wells' :class:`WellScores`; ``unseen``:
         ``(n,)`` bool, the well's treatment has no training well; ``training_mean``: ``(G,)`` the training wells'
-        mean profile; ``novelty_slope``: ``b`` when measured elsewhere (:func:`novelty_slope`).
+        mean profile; ``novelty_slope``: ``b`` when measured elsewhere (:func:`novelty_slope`);
+        ``out_of_fold``: ``(predicted, real, scores)`` of out-of-fold training wells, the ``"unseen"`` set when
+        no calibration well is unseen (module docstring).
         """
         predicted, real = np.asarray(predicted, np.float64), np.asarray(real, np.float64)
         unseen = np.asarray(unseen, dtype=bool)
@@ -112,14 +120,20 @@ class Calibration:
         difficulty = _difficulty(coef, scores)
         normalised = err / own / difficulty[:, None]
         scores = {SEEN: normalised[seen_rows].ravel()}
+        n_wells = {SEEN: int(seen_rows.sum()), UNSEEN: 0}
         if unseen.any() and (~unseen).any():
             scores[UNSEEN] = normalised[unseen].ravel()
+            n_wells[UNSEEN] = int(unseen.sum())
+        elif out_of_fold is not None and len(out_of_fold[0]) and (~unseen).any():
+            oof_pred, oof_real, oof_scores = out_of_fold
+            oof_err = np.abs(np.asarray(oof_real, np.float64) - np.asarray(oof_pred, np.float64))
+            scores[UNSEEN] = (oof_err / scale / _difficulty(coef, oof_scores)[:, None]).ravel()
+            n_wells[OUT_OF_FOLD] = len(oof_err)
         scores = {k: _subsample(np.sort(v)) for k, v in scores.items()}
         reference = float(np.median(np.sqrt((((real - training_mean) / scale) ** 2).mean(axis=1)))) or 1.0
         seen_ood = ood[~unseen] if (~unseen).any() else ood
         return cls(scale.astype(np.float32), coef, scores, reference, sorted(map(str, train_treatments)),
-                   {SEEN: int(seen_rows.sum()), UNSEEN: int(unseen.sum()) if UNSEEN in scores else 0},
-                   conformal_quantile(seen_ood, 1 - false_flag_rate))
+                   n_wells, conformal_quantile(seen_ood, 1 - false_flag_rate))
 
     # -- per well ------------------------------------------------------------------------------------
     def difficulty(self, scores: WellScores) -> np.ndarray:

@@ -94,6 +94,23 @@ class WellAnchor:
             anchor.cell_well = cell_well[keep]
         return anchor
 
+    def out_of_fold(self, groups: np.ndarray) -> np.ndarray:
+        """``(n, d)`` each training well's mean predicted by the regression and blend refitted without its
+        treatment's fold (the folds that chose rank, penalty and blend): what the anchor predicts for a compound
+        it never saw, on wells whose real means are known. Wells of a lone treatment keep the full fit."""
+        groups = np.asarray(groups).astype(str)
+        X, Y = self.wells_x.astype(np.float64), self.wells_y.astype(np.float64)
+        out = self.base(X)
+        if len(np.unique(groups)) < 2:
+            return out
+        folds = _folds(groups)
+        for f in np.unique(folds):
+            held = folds == f
+            coef, intercept = _reduced_rank_ridge(X[~held], Y[~held], self.alpha, self.rank)
+            nearest = Y[~held][np.argmin(_sq_distances(X[held], X[~held]), axis=1)]
+            out[held] = (1 - self.blend) * (X[held] @ coef + intercept) + self.blend * nearest
+        return out
+
     def regression(self, X: np.ndarray) -> np.ndarray:
         """``(n, d)`` the reduced-rank ridge alone."""
         return np.asarray(X, np.float64) @ self.coef + self.intercept
@@ -178,6 +195,14 @@ def _reduced_rank_ridge(X: np.ndarray, Y: np.ndarray, alpha: float, rank: int) -
     return coef, y0 - x0 @ coef
 
 
+def _folds(groups: np.ndarray) -> np.ndarray:
+    """``(n,)`` fold of each well: up to ``MAX_FOLDS`` folds of whole treatments, fixed by the treatment names."""
+    names = np.unique(groups)
+    fold_of = dict(zip(names[np.random.default_rng(0).permutation(len(names))],
+                       np.arange(len(names)) % min(MAX_FOLDS, len(names))))
+    return np.array([fold_of[g] for g in groups])
+
+
 def _choose(X: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> tuple[float, int, float]:
     """(penalty, rank, blend) with the smallest treatment-grouped K-fold squared error (the full rank and the
     smaller blend on ties): penalty and rank first, then the blend of those predictions with the nearest
@@ -189,9 +214,7 @@ def _choose(X: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> tuple[float, in
     names = np.unique(groups)
     if len(names) < 2:
         return ALPHAS[len(ALPHAS) // 2], full, 0.0
-    fold_of = dict(zip(names[np.random.default_rng(0).permutation(len(names))],
-                       np.arange(len(names)) % min(MAX_FOLDS, len(names))))
-    folds = np.array([fold_of[g] for g in groups])
+    folds = _folds(groups)
     errors = np.zeros((len(ALPHAS), len(ranks)))
     for f in np.unique(folds):
         held = folds == f

@@ -107,6 +107,8 @@ def trust_table(metrics: dict, method: str) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption=caption,
                   title=f"trust of {method}: {entry['level']:.0%} intervals calibrated on "
                         f"{entry['calibration_wells'].get('seen', 0)} validation wells"
+                        + (f" (unseen compounds: {n_oof} out-of-fold training wells)"
+                           if (n_oof := entry['calibration_wells'].get('unseen_out_of_fold')) else "")
                         + (f" (each of {entry['n_models']} models)" if entry.get("n_models", 1) > 1 else ""))
     for col in ("split", "wells", "cov", "w", "mean-cov", "mean-w", "rho", "flagged"):
         table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
