@@ -10,6 +10,7 @@ import torch
 from phenoseq import PhenoSeq
 from phenoseq.errors import PhenoseqError
 from phenoseq.generate import LATENT_KEY
+from phenoseq.groups import group_means
 
 
 @pytest.fixture(scope="module")
@@ -273,3 +274,21 @@ def test_training_in_a_provided_embedding(small_screen_data, tmp_path):
     assert np.allclose(back.get_latent_representation(rnaseq), rnaseq.obsm["X_embedding"])
     with pytest.raises(PhenoseqError, match=r"no obsm\['X_embedding'\]"):
         PhenoSeq(PairedScreen(imaging.copy(), small_screen_data[1].copy()), preset="tiny", rna_embedding="X_embedding")
+
+
+def test_out_of_fold_training_wells_calibrate_unseen_compounds(trained, monkeypatch):
+    screen, model = trained
+    k = model.keys
+    train = sorted(screen.wells_in("train"))
+    treated = [w for w in train if screen.wells.loc[w, k.group] != "control"]
+    assert model.calibration.n_wells["unseen_out_of_fold"] == len(treated)
+    assert list(model.calibration.set_for(np.array(["a-compound-never-seen"]), 1)) == ["unseen"]
+    # Alignment: with out-of-fold means equal to the wells' own means, each well's prediction is the mean of
+    # its own real cells decoded through the RNA space.
+    monkeypatch.setattr(model.anchor, "out_of_fold", lambda groups: model.anchor.wells_y.astype(np.float64))
+    predicted, real, scores = model._out_of_fold_wells(4, 0, None, "cpu")
+    rna = screen.subset("rnaseq", treated)
+    samples = rna.obs[k.sample].astype(str).to_numpy()
+    own = group_means(model.rna_space.decode(model.rna_space.transform(rna)), samples, treated)[1]
+    assert predicted.shape == real.shape == own.shape and np.allclose(predicted, own, atol=1e-4)
+    assert len(scores.ood) == len(treated) and np.isfinite(scores.design()).all()

@@ -12,6 +12,7 @@ import pytest
 
 from phenoseq import PhenoSeq
 from phenoseq.cli import run
+from phenoseq.errors import PhenoseqError
 from phenoseq.io import PairedScreen
 from phenoseq.streaming import (
     GenerationSettings,
@@ -140,7 +141,7 @@ def test_shards_cover_every_chunk_once():
 def test_shard_rank_is_the_torchrun_process_share(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(Exception, match="--shard rank takes the shard from torchrun"):
+    with pytest.raises(PhenoseqError, match="--shard rank takes the shard from torchrun"):
         parse_shard("rank")
     monkeypatch.setenv("RANK", "2")
     monkeypatch.setenv("WORLD_SIZE", "4")

@@ -181,6 +181,9 @@ def prepare(run: Run, resume: bool, overwrite: bool) -> bool:
         shutil.rmtree(run.parts)
     if plan_path.exists():
         existing = json.loads(plan_path.read_text())
+        if isinstance(existing.get("settings"), dict) and isinstance(existing["settings"].get("device"), str):
+            # plans of phenoseq <= 0.1 kept the device with its index (cuda:1); only its kind must match
+            existing["settings"]["device"] = existing["settings"]["device"].split(":")[0]
         differ = sorted(k for k in set(existing) | set(run.plan) if existing.get(k) != run.plan.get(k))
         if differ:
             raise PhenoseqError(f"{run.parts} belongs to another run (it differs in {', '.join(differ)}); finish it with "

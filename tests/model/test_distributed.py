@@ -1,4 +1,4 @@
-"""Data-parallel training: two gloo processes under torchrun train on disjoint cells, end with the same weights
+"""Data-parallel training: three gloo processes under torchrun train on disjoint cells, end with the same weights
 and save a model that records its world size; an interrupted run resumes exactly, and only with the number of
 processes it had."""
 
@@ -20,6 +20,10 @@ from phenoseq.cli import run
 from phenoseq.errors import PhenoseqError
 from phenoseq.io.checkpoint import read_tensors
 from phenoseq.model.distributed import Ranks, current_ranks
+
+# The installed phenoseq command (pip install -e . puts it beside the interpreter), as the README runs it.
+_BESIDE = Path(sys.executable).with_name("phenoseq")
+PHENOSEQ = shutil.which("phenoseq") or (str(_BESIDE) if _BESIDE.is_file() else None)
 
 # Runs the real CLI in each torchrun process, recording which training cells the rank computed a loss on at
 # each step and a digest of its final weights.
@@ -86,6 +90,16 @@ def test_shares_are_disjoint_and_cover_the_batch():
             assert max(map(len, rows)) - min(map(len, rows)) <= 1
 
 
+def test_share_weights_make_the_ranks_mean_gradient_the_batch_mean():
+    rng = np.random.default_rng(0)
+    for n, world in ((16, 3), (7, 2), (5, 5), (9, 4)):
+        losses = rng.random(n)  # one loss per well of a batch (all wells hold as many cells)
+        ranks = [Ranks(r, world) for r in range(world)]
+        averaged = sum(r.share_weight(n) * losses[r.share(n)].mean() for r in ranks) / world
+        assert np.isclose(averaged, losses.mean())
+    assert Ranks().share_weight(7) == 1.0
+
+
 def test_ranks_come_from_torchrun_or_are_refused(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(name, raising=False)
@@ -101,33 +115,35 @@ def test_ranks_come_from_torchrun_or_are_refused(monkeypatch):
         current_ranks()
 
 
-# torchrun as the README gives it runs the phenoseq command: on PATH once phenoseq is installed.
-@pytest.mark.skipif(shutil.which("phenoseq") is None, reason="the phenoseq command is not on PATH")
-def test_two_gloo_processes_train_on_disjoint_cells_agree_and_resume_exactly(screen_files, tmp_path):
+@pytest.mark.skipif(PHENOSEQ is None, reason="the phenoseq command is not installed (pip install -e .)")
+def test_three_gloo_processes_train_on_disjoint_cells_agree_and_resume_exactly(screen_files, tmp_path):
+    # Three ranks: a batch of 16 wells splits 6/5/5, so the share weights matter, and sums of three gradients
+    # round by position, which exact resume must survive.
     full, part = tmp_path / "full", tmp_path / "part"
     data = ["-i", screen_files[0], "-r", screen_files[1]]
-    result = _torchrun(tmp_path, 2, "train", *data, "-o", str(full), "--preset", "tiny", "--max-epochs", "4",
+    result = _torchrun(tmp_path, 3, "train", *data, "-o", str(full), "--preset", "tiny", "--max-epochs", "4",
                        "--device", "cpu")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(3)]
     steps = [dict((step, set(cells)) for step, cells in r["seen"]) for r in ranks]
-    assert steps[0].keys() == steps[1].keys() and len(steps[0]) >= 32  # the same steps, 8+ per epoch
+    assert steps[0].keys() == steps[1].keys() == steps[2].keys() and len(steps[0]) >= 32  # 8+ steps an epoch
     for step in steps[0]:
-        assert steps[0][step] and steps[1][step] and not steps[0][step] & steps[1][step]
-    assert ranks[0]["digest"] == ranks[1]["digest"]
+        cells = [r[step] for r in steps]
+        assert all(cells) and sum(map(len, cells)) == len(set().union(*cells))  # disjoint shares
+    assert ranks[0]["digest"] == ranks[1]["digest"] == ranks[2]["digest"]
     meta = json.loads((full / "model.json").read_text())
-    assert meta["world_size"] == 2 and meta["trainer"]["train_state"]["epoch"] == 4
+    assert meta["world_size"] == 3 and meta["trainer"]["train_state"]["epoch"] == 4
 
     # Interrupted after 2 of its 4 epochs, then resumed with the documented command: the same weights.
-    assert _torchrun(tmp_path, 2, "api-part", *screen_files, str(part)).returncode == 0
+    assert _torchrun(tmp_path, 3, "api-part", *screen_files, str(part)).returncode == 0
     assert json.loads((part / "model.json").read_text())["trainer"]["train_state"]["epoch"] == 2
-    resumed = _torchrun(tmp_path, 2, "--no-python", "phenoseq", "train", *data, "-o", str(part), "--resume",
+    resumed = _torchrun(tmp_path, 3, "--no-python", PHENOSEQ, "train", *data, "-o", str(part), "--resume",
                         "--max-epochs", "4", "--device", "cpu")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert resumed.stdout.count("trained 4 epochs") == 1 and "on 2 processes" in resumed.stdout  # rank 0 speaks
+    assert resumed.stdout.count("trained 4 epochs") == 1 and "on 3 processes" in resumed.stdout  # rank 0 speaks
     a, b = read_tensors(full / "model.safetensors"), read_tensors(part / "model.safetensors")
     assert all(np.array_equal(a[k], b[k]) for k in a if k.startswith(("net.", "ema.", "best.")))
-    assert PhenoSeq.load(part).world_size == 2
+    assert PhenoSeq.load(part).world_size == 3
 
     # A data-parallel run continues only with as many processes: one process is refused before any work.
     before = (part / "model.safetensors").read_bytes()

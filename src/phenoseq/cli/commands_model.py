@@ -94,7 +94,7 @@ def train(
     if model is not None:
         model.check_world_size()
     if model is None:
-        if out.is_dir() and any(out.iterdir()):
+        if main_rank and out.is_dir() and any(out.iterdir()):
             raise PhenoseqError(f"{out} exists and is not empty; choose a new directory, or pass --resume to continue")
         overrides = _settings(set_)
         if time_limit is not None:
@@ -108,7 +108,8 @@ def train(
         ModelConfig.preset(preset.value, **overrides)
     elif set_ or time_limit is not None:
         raise PhenoseqError("--resume continues with the run's own settings; drop --set / --time-limit")
-    check_destination(out, overwrite=True, inputs=(imaging, rnaseq), folder=True)
+    if main_rank:  # rank 0 alone writes (another rank's checks could trip over its probe file)
+        check_destination(out, overwrite=True, inputs=(imaging, rnaseq), folder=True)
     screen = PairedScreen.read(imaging, rnaseq, keys=keys, unpaired="drop" if drop_unpaired else "error",
                                rna_kind="expression" if expression else "counts", allow_unseen=allow_unseen, rna_layer=layer)
     for warning in screen.warnings if main_rank else ():
@@ -177,7 +178,7 @@ def generate(
                             progress=RichProgress(quiet))
     if parts is not None:
         if not quiet:
-            console.print(f"shard {shard}: made {made} parts in {run.parts}; when every shard is done, run "
+            console.print(f"shard {parts[0] + 1}/{parts[1]}: made {made} parts in {run.parts}; when every shard is done, run "
                           f"phenoseq merge -o {out}" + (f" --wells-out {wells_out}" if wells_out != wells_path(out) else ""))
         return
     _merge(run.parts, out, wells_out, inputs, quiet)

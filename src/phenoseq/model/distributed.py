@@ -1,12 +1,19 @@
-"""Data-parallel training over the processes torchrun starts (PyTorch DistributedDataParallel: gloo on the CPU,
-NCCL on CUDA GPUs).
+"""Data-parallel training over the processes torchrun starts (torch.distributed: gloo on the CPU, NCCL on CUDA
+GPUs).
 
 ``torchrun --nproc_per_node N --no-python phenoseq train ...`` runs N copies of the command. Each reads the
 screen and fits the same RNA space and scalers (deterministic); then every global training batch of wells is
 cut into N disjoint shares, one per rank, so together the ranks take the steps one process takes at the same
-``batch_size``, on disjoint cells. DDP averages the gradients, so the ranks' weights stay identical (checked at
-the end). Rank 0 alone validates (and broadcasts the loss, so every rank stops at the same epoch), writes
-checkpoints, calibrates and saves the model, whose ``model.json`` records ``"world_size"``.
+``batch_size``, on disjoint cells. After each backward pass the gradients are averaged by one all-reduce, so the
+ranks' weights stay identical (checked at the end). Rank 0 alone validates (and broadcasts the loss, so every
+rank stops at the same epoch), writes checkpoints, calibrates and saves the model, whose ``model.json`` records
+``"world_size"``.
+
+Why not ``DistributedDataParallel``: it overlaps its all-reduces with the backward pass in buckets whose layout
+it rebuilds after the first step of each run. With three or more ranks a sum's rounding depends on where a value
+sits in the bucket, so a resumed run (whose first step uses the initial layout) would drift from the run it
+continues. One all-reduce over all gradients in parameter order rounds alike at every step; for a network of
+this size the overlap it gives up is small.
 
 A run launched without torchrun is a world of one: nothing here changes it.
 """
@@ -14,6 +21,7 @@ A run launched without torchrun is a world of one: nothing here changes it.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from dataclasses import dataclass
 from typing import Iterator
@@ -23,6 +31,8 @@ import torch
 import torch.distributed as dist
 
 from phenoseq.errors import PhenoseqError
+
+GROUP_TIMEOUT = datetime.timedelta(hours=2)
 
 
 @dataclass(frozen=True)
@@ -43,11 +53,24 @@ class Ranks:
         start = self.rank * base + min(self.rank, extra)
         return slice(start, start + base + (self.rank < extra))
 
+    def share_weight(self, n: int) -> float:
+        """What this rank's mean loss over its share is multiplied by, so that the ranks' gradients averaged
+        are the gradient of the whole batch's mean loss (1 in a world of one, and for equal shares)."""
+        mine = self.share(n)
+        return (mine.stop - mine.start) * self.world_size / n
+
     def device(self, device: torch.device) -> torch.device:
-        """Each process of a multi-GPU run takes the GPU of its local rank."""
-        if device.type == "cuda" and self.world_size > 1:
-            return torch.device("cuda", self.local_rank)
-        return device
+        """Each process of a multi-GPU run takes the GPU of its local rank (the one GPU it sees, where the
+        scheduler shows each process a single GPU)."""
+        if device.type != "cuda" or self.world_size == 1:
+            return device
+        count = torch.cuda.device_count()
+        if count == 1:
+            return torch.device("cuda", 0)
+        if self.local_rank >= count:
+            raise PhenoseqError(f"rank {self.rank} has LOCAL_RANK={self.local_rank} but sees {count} GPUs; start at "
+                                "most one process per GPU on each machine (torchrun --nproc_per_node)")
+        return torch.device("cuda", self.local_rank)
 
     # Collectives; in a world of one each returns its argument.
     def mean(self, value: float) -> float:
@@ -66,11 +89,28 @@ class Ranks:
         dist.broadcast(t, src=0)
         return float(t.item())
 
+    def average_gradients(self, module: torch.nn.Module) -> None:
+        """Replace each parameter's gradient by its mean over the ranks: one all-reduce of all gradients laid
+        end to end in parameter order (module docstring)."""
+        if self.world_size == 1:
+            return
+        params = list(module.parameters())
+        for p in params:
+            if p.grad is None:  # every rank must send the same layout
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.reshape(-1) for p in params])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        for p, g in zip(params, flat.split([p.numel() for p in params])):
+            p.grad.copy_(g.view_as(p))
+
     def check_in_sync(self, module: torch.nn.Module) -> None:
         """Refuse to go on when this rank's weights differ from rank 0's (they must agree bit for bit)."""
         if self.world_size == 1:
             return
-        mine = torch.cat([p.detach().reshape(-1).float() for p in module.parameters()]).to(_comm_device())
+        # Bit patterns, so that weights gone NaN alike on every rank still agree (that failure is reported elsewhere).
+        mine = torch.cat([p.detach().reshape(-1).float() for p in module.parameters()]).view(torch.int32)
+        mine = mine.to(_comm_device())
         main = mine.clone()
         dist.broadcast(main, src=0)
         agree = torch.tensor([float(torch.equal(mine, main))], device=mine.device)
@@ -112,9 +152,10 @@ def process_group(device: torch.device) -> Iterator[Ranks]:
     if ranks.world_size == 1 or dist.is_initialized():
         yield ranks
         return
-    if ranks.device(device).type == "cuda":
+    if device.type == "cuda":
         torch.cuda.set_device(ranks.device(device))
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    # Rank 0 validates, checkpoints and ends the run alone while the others wait in a collective: allow it time.
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=GROUP_TIMEOUT)
     try:
         yield ranks
     finally:
@@ -126,6 +167,7 @@ def _comm_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-def rank_seed(seed: int, epoch: int, rank: int) -> int:
-    """A seed for rank ``rank``'s own draws in ``epoch`` (its contexts and noise), independent across ranks."""
-    return int(np.random.SeedSequence([seed, epoch, 1 + rank]).generate_state(1)[0])
+def rank_generators(seed: int, epoch: int, rank: int) -> tuple[np.random.Generator, torch.Generator]:
+    """Rank ``rank``'s own generators in ``epoch`` (for its contexts and noise), independent across ranks."""
+    sequence = np.random.SeedSequence([seed, epoch, 1 + rank])
+    return np.random.default_rng(sequence), torch.Generator().manual_seed(int(sequence.generate_state(1)[0]))

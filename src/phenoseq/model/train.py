@@ -14,13 +14,13 @@ import numpy as np
 import torch
 
 from phenoseq import progress as progress_mod
-from phenoseq.model.config import ModelConfig
 from phenoseq.errors import PhenoseqError
-from phenoseq.model.data import DrawnContext, WellBatches, WellImaging, draw_context
+from phenoseq.model.config import ModelConfig
+from phenoseq.model.data import WellBatches, WellImaging, draw_context
 from phenoseq.model.denoiser import ContextSet, Denoiser
 from phenoseq.model.device import autocast
 from phenoseq.model.diffusion import Diffusion
-from phenoseq.model.distributed import Ranks, rank_seed
+from phenoseq.model.distributed import Ranks, rank_generators
 
 VALIDATION_SEED = 12_345
 
@@ -45,19 +45,6 @@ class TrainState:
     bad_epochs: int = 0
     done: bool = False
     history: list[dict] = field(default_factory=list)
-
-
-class Denoise(torch.nn.Module):
-    """The training forward pass, encoding each well's pool and then denoising, as one module call: DDP needs
-    every parameter that gets a gradient to be used inside ``forward``."""
-
-    def __init__(self, net: Denoiser) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, pools: torch.Tensor, member: torch.Tensor,
-                drop: torch.Tensor) -> torch.Tensor:
-        return self.net(x_t, t, ContextSet(self.net.encode(pools), member, drop))
 
 
 class Trainer:
@@ -126,18 +113,16 @@ class Trainer:
         frac = min(1.0, (step - c.warmup_steps) / max(1, total - c.warmup_steps))
         return c.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    def loss(self, net: torch.nn.Module, imaging: WellImaging, split: Split, wells: np.ndarray, idx: np.ndarray,
+    def loss(self, net: Denoiser, imaging: WellImaging, split: Split, wells: np.ndarray, idx: np.ndarray,
              rng: np.random.Generator, gen: torch.Generator, drop_prob: float) -> torch.Tensor:
-        """Diffusion loss of the RNA cells ``idx`` (``(W, C)`` rows of ``split``), which belong to ``wells``;
-        ``net`` is a :class:`Denoise` (or DDP around one)."""
+        """Diffusion loss of the RNA cells ``idx`` (``(W, C)`` rows of ``split``), which belong to ``wells``."""
         c, device = self.config, self.device
-        ctx: DrawnContext = draw_context(imaging, wells, idx.shape[1], c.pool_size, c.context_size, rng, drop_prob)
-        ctx = ctx.to(device)
+        ctx = draw_context(imaging, wells, idx.shape[1], c.pool_size, c.context_size, rng, drop_prob).to(device)
         latents = split.latents[torch.from_numpy(idx.reshape(-1))].to(device)
         t = torch.rand(len(latents), generator=gen).to(device)  # drawn on the CPU: the same on every device
         noise = torch.randn(latents.shape, generator=gen).to(device)
         x_t, target = self.diffusion.noisy(latents, t, noise)
-        pred = net(x_t, t, ctx.pools, ctx.member, ctx.drop)
+        pred = net(x_t, t, ContextSet(net.encode(ctx.pools), ctx.member, ctx.drop))
         return torch.mean((pred.float() - target) ** 2)
 
     @torch.no_grad()
@@ -149,7 +134,7 @@ class Trainer:
         losses = []
         with autocast(self.config.precision, self.device):
             for wells, idx in batches.epoch(rng):
-                losses.append(float(self.loss(Denoise(self.ema), imaging, val, wells, idx, rng, gen, 0.0)))
+                losses.append(float(self.loss(self.ema, imaging, val, wells, idx, rng, gen, 0.0)))
         return float(np.mean(losses))
 
     def _ema_update(self) -> None:
@@ -165,7 +150,7 @@ class Trainer:
 
         ``on_epoch_end`` runs after each finished epoch, when the state is consistent (for checkpoints).
         ``ranks``: this process's place in a data-parallel run (its process group already joined); each global
-        batch's wells are shared out between the ranks, and the gradients averaged by DDP.
+        batch's wells are shared out between the ranks, and their gradients averaged (:mod:`.distributed`).
         """
         c, s = self.config, self.state
         max_epochs = c.max_epochs if max_epochs is None else max_epochs
@@ -176,10 +161,6 @@ class Trainer:
                 "would share it; start fewer processes, or raise batch_size / lower batch_cells_per_well (--set)")
         total_steps = c.max_epochs * batches.steps
         start = time.monotonic()
-        net = Denoise(self.net)
-        if ranks.world_size > 1:
-            net = torch.nn.parallel.DistributedDataParallel(
-                net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.net.train()
         with progress_mod.get(progress).task("training", total=max_epochs) as bar:
             bar.update(s.epoch)
@@ -190,19 +171,18 @@ class Trainer:
                 if ranks.world_size == 1:
                     own_rng, gen = rng, torch.Generator().manual_seed(self.seed * 100_003 + s.epoch)
                 else:
-                    own_rng = np.random.default_rng([self.seed, s.epoch, 1 + ranks.rank])
-                    gen = torch.Generator().manual_seed(rank_seed(self.seed, s.epoch, ranks.rank))
+                    own_rng, gen = rank_generators(self.seed, s.epoch, ranks.rank)
                 losses = []
                 for wells, idx in batches.epoch(rng):
-                    mine = ranks.share(len(wells))
-                    # DDP averages the ranks' gradients; weighting by share size makes that the whole batch's mean.
-                    weight = (mine.stop - mine.start) * ranks.world_size / len(wells)
+                    mine, weight = ranks.share(len(wells)), ranks.share_weight(len(wells))
                     for group in self.optimizer.param_groups:
                         group["lr"] = self.lr_at(s.step, total_steps)
                     with autocast(c.precision, self.device):
-                        loss = self.loss(net, imaging, train, wells[mine], idx[mine], own_rng, gen, c.context_dropout)
+                        loss = weight * self.loss(self.net, imaging, train, wells[mine], idx[mine], own_rng, gen,
+                                                  c.context_dropout)
                     self.optimizer.zero_grad(set_to_none=True)
-                    (loss * weight).backward()
+                    loss.backward()
+                    ranks.average_gradients(self.net)
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
                     self.optimizer.step()
                     s.step += 1
