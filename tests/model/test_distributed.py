@@ -21,9 +21,10 @@ from phenoseq.errors import PhenoseqError
 from phenoseq.io.checkpoint import read_tensors
 from phenoseq.model.distributed import Ranks, current_ranks
 
-# The installed phenoseq command (pip install -e . puts it beside the interpreter), as the README runs it.
+# The installed phenoseq command, as the README runs it: the one beside this interpreter (pip install puts it
+# there), else the one on PATH.
 _BESIDE = Path(sys.executable).with_name("phenoseq")
-PHENOSEQ = shutil.which("phenoseq") or (str(_BESIDE) if _BESIDE.is_file() else None)
+PHENOSEQ = str(_BESIDE) if _BESIDE.is_file() else shutil.which("phenoseq")
 
 # Runs the real CLI in each torchrun process, recording which training cells the rank computed a loss on at
 # each step and a digest of its final weights.
