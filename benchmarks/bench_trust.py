@@ -9,7 +9,7 @@ The intervals (90%), confidence and OOD threshold are the ones the model calibra
 at the end of training; nothing here is tuned on the scored wells. Beside the model's intervals: the
 training-mean interval (training mean ± a conformal quantile of the validation wells' deviations from it).
 
-    python benchmarks/bench_trust.py [--seeds 0 1 2] [--folds 3] [--max-epochs N] [--out DIR]
+    python benchmarks/bench_trust.py [--seeds 0 1 2] [--folds 3] [--max-epochs N] [--protocols seen unseen] [--out DIR]
     python benchmarks/bench_trust.py --from DIR   # the tables again from the per-well records a run saved
 """
 
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--max-epochs", type=int, default=None, help="cap the model's epochs (default: the preset's)")
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--protocols", nargs="+", choices=["seen", "unseen"], default=["seen", "unseen"])
     parser.add_argument("--out", type=Path, default=None, help="write each run's trust entry as JSON into DIR")
     parser.add_argument("--from", dest="saved", type=Path, default=None,
                         help="print the tables from the JSON a run wrote with --out (summaries recomputed)")
@@ -56,21 +57,27 @@ def main() -> None:
             model.train(progress=progress, max_epochs=args.max_epochs)
             return {"phenoseq": model}
 
-        t = time.perf_counter()
-        methods = fit(screen)
-        seen.append(evaluate(screen, methods["phenoseq"].rna_space, methods, config=config, identification=False).metrics)
-        console.rule(f"seed {seed}, seen protocol ({time.perf_counter() - t:.0f} s)")
-        console.print(trust_table(seen[-1], "phenoseq"))
-        t = time.perf_counter()
-        unseen.append(evaluate_unseen(screen, fit, args.folds, config, progress=progress).metrics)
-        console.rule(f"seed {seed}, unseen protocol ({time.perf_counter() - t:.0f} s)")
-        console.print(trust_table(unseen[-1], "phenoseq"))
+        if "seen" in args.protocols:
+            t = time.perf_counter()
+            methods = fit(screen)
+            seen.append(evaluate(screen, methods["phenoseq"].rna_space, methods, config=config,
+                                 identification=False).metrics)
+            console.rule(f"seed {seed}, seen protocol ({time.perf_counter() - t:.0f} s)")
+            console.print(trust_table(seen[-1], "phenoseq"))
+        if "unseen" in args.protocols:
+            t = time.perf_counter()
+            unseen.append(evaluate_unseen(screen, fit, args.folds, config, progress=progress).metrics)
+            console.rule(f"seed {seed}, unseen protocol ({time.perf_counter() - t:.0f} s)")
+            console.print(trust_table(unseen[-1], "phenoseq"))
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
-            for name, m in (("seen", seen[-1]), ("unseen", unseen[-1])):
-                (args.out / f"trust_{name}_seed{seed}.json").write_text(json.dumps(jsonable(m["trust"]), indent=1))
-    console.print(trust_seeds_table(seen, "phenoseq", "seen protocol"))
-    console.print(trust_seeds_table(unseen, "phenoseq", f"unseen protocol ({args.folds}-fold compound hold-out)"))
+            for name, runs in (("seen", seen), ("unseen", unseen)):
+                if name in args.protocols:
+                    (args.out / f"trust_{name}_seed{seed}.json").write_text(json.dumps(jsonable(runs[-1]["trust"]), indent=1))
+    if seen:
+        console.print(trust_seeds_table(seen, "phenoseq", "seen protocol"))
+    if unseen:
+        console.print(trust_seeds_table(unseen, "phenoseq", f"unseen protocol ({args.folds}-fold compound hold-out)"))
 
 
 def from_saved(directory: Path, seeds: list[int]) -> None:
