@@ -419,10 +419,7 @@ class PhenoSeq:
             scores = WellScores(score, dis, self._control_likeness(well_imaging, wells))
             extra |= {c: np.repeat(v, cells_per_well) for c, v in zip(SCORE_COLUMNS[1:], (dis, scores.control_likeness))}
             if self.calibration is not None:
-                k = self.keys
-                treatments = wells.loc[well_imaging.names, k.treatment].to_numpy() if k.treatment in wells else None
-                sets = self.calibration.set_for(treatments, len(well_imaging.names))
-                extra["phenoseq_confidence"] = np.repeat(self.calibration.confidence(scores, sets), cells_per_well)
+                extra["phenoseq_confidence"] = np.repeat(self.calibration.confidence(scores), cells_per_well)
         return synthetic_adata(latent, samples, wells, self.keys, seeds, meta,
                                decode=self.rna_space.decode, genes=self.rna_space.genes, extra_obs=extra,
                                counts=counts)

@@ -24,11 +24,9 @@ Normalised split-conformal intervals
     training well (an unseen compound) are kept as a separate set (``"unseen"``), used for wells of treatments
     the model never trained on. Without them, the ``"unseen"`` set comes from **out-of-fold training wells**
     when the model can give them: each training well's mean predicted by a fit that left its treatment out
-    (the anchor's treatment-grouped folds), scored as an unseen compound's well would be. Those wells also fit
-    the unseen set's own ``a``, ``b`` and ``e`` (``c`` stays the validation wells': the network trained on the
-    out-of-fold wells, so their drift is not a new compound's), because on seen treatments novelty and
-    control-likeness barely matter while for a new compound they are what signals error. Without either, such wells use the ``"seen"`` set, widened by their
-    difficulty.
+    (the anchor's treatment-grouped folds), scored as an unseen compound's well would be; the difficulty model
+    stays the one fitted on the validation wells. Without either, such wells use the ``"seen"`` set, widened
+    by their difficulty.
 Confidence
     ``exp(−d_w / d_ref)`` in (0, 1]: ``d_ref`` is the median normalised error of the training-mean
     prediction on the calibration wells, so a confidence of ``e⁻¹ ≈ 0.37`` means "expected to be as wrong as
@@ -88,9 +86,6 @@ class Calibration:
     train_treatments: list[str]  # treatments with training wells (decide a new well's calibration set)
     n_wells: dict[str, int] = field(default_factory=dict)
     ood_threshold: float = math.inf
-    # (a, b, c, e) for wells of unseen treatments: a, b, e fitted on the out-of-fold wells, c kept from ``coef``
-    # (their network drift is measured on wells it trained on); None: unseen wells use ``coef``
-    coef_unseen: tuple[float, float, float, float] | None = None
 
     @classmethod
     def fit(cls, predicted: np.ndarray, real: np.ndarray, scores: WellScores, unseen: np.ndarray,
@@ -129,35 +124,25 @@ class Calibration:
         if unseen.any() and (~unseen).any():
             scores[UNSEEN] = normalised[unseen].ravel()
             n_wells[UNSEEN] = int(unseen.sum())
-        coef_unseen = None
-        if not unseen.any() and out_of_fold is not None and len(out_of_fold[0]):
+        elif out_of_fold is not None and len(out_of_fold[0]) and (~unseen).any():
             oof_pred, oof_real, oof_scores = out_of_fold
-            oof_err = np.abs(np.asarray(oof_real, np.float64) - np.asarray(oof_pred, np.float64)) / scale
-            # The drift slope stays the validation wells' (see coef_unseen); a, b and e are refitted here.
-            design = oof_scores.design()
-            y = np.log(np.maximum(np.sqrt((oof_err**2).mean(axis=1)), _EPS)) - coef[2] * design[:, 1]
-            design[:, 1] = 0.0
-            a, b, _, e = _difficulty_fit(design, y)
-            coef_unseen = (a, b, coef[2], e)
-            scores[UNSEEN] = (oof_err / _difficulty(coef_unseen, oof_scores)[:, None]).ravel()
+            oof_err = np.abs(np.asarray(oof_real, np.float64) - np.asarray(oof_pred, np.float64))
+            scores[UNSEEN] = (oof_err / scale / _difficulty(coef, oof_scores)[:, None]).ravel()
             n_wells[OUT_OF_FOLD] = len(oof_err)
         scores = {k: _subsample(np.sort(v)) for k, v in scores.items()}
         reference = float(np.median(np.sqrt((((real - training_mean) / scale) ** 2).mean(axis=1)))) or 1.0
         seen_ood = ood[~unseen] if (~unseen).any() else ood
         return cls(scale.astype(np.float32), coef, scores, reference, sorted(map(str, train_treatments)),
-                   n_wells, conformal_quantile(seen_ood, 1 - false_flag_rate), coef_unseen)
+                   n_wells, conformal_quantile(seen_ood, 1 - false_flag_rate))
 
     # -- per well ------------------------------------------------------------------------------------
-    def difficulty(self, scores: WellScores, sets: np.ndarray | None = None) -> np.ndarray:
-        """``(n,)`` d_w of wells with these scores, each by the difficulty model of its calibration set."""
-        d = _difficulty(self.coef, scores)
-        if sets is not None and self.coef_unseen is not None:
-            d = np.where(np.asarray(sets) == UNSEEN, _difficulty(self.coef_unseen, scores), d)
-        return d
+    def difficulty(self, scores: WellScores) -> np.ndarray:
+        """``(n,)`` d_w of wells with these scores."""
+        return _difficulty(self.coef, scores)
 
-    def confidence(self, scores: WellScores, sets: np.ndarray | None = None) -> np.ndarray:
+    def confidence(self, scores: WellScores) -> np.ndarray:
         """``(n,)`` confidence in (0, 1] (module docstring)."""
-        return np.exp(-self.difficulty(scores, sets) / self.reference).astype(np.float32)
+        return np.exp(-self.difficulty(scores) / self.reference).astype(np.float32)
 
     def set_for(self, treatments: np.ndarray | None, n: int) -> np.ndarray:
         """``(n,)`` calibration set of each well: ``"unseen"`` for a treatment without training wells when that
@@ -172,15 +157,14 @@ class Calibration:
         if not 0 < level < 1:
             raise ValueError(f"interval level must be between 0 and 1, got {level}")
         q = np.array([conformal_quantile(self.scores[s], level) for s in sets])
-        return (q * self.difficulty(scores, sets))[:, None] * self.feature_scale[None, :].astype(np.float64)
+        return (q * self.difficulty(scores))[:, None] * self.feature_scale[None, :].astype(np.float64)
 
     # -- checkpoint ------------------------------------------------------------------------------------
     def state(self) -> tuple[dict[str, np.ndarray], dict]:
         tensors = {"calibration.feature_scale": self.feature_scale}
         tensors |= {f"calibration.scores.{k}": v.astype(np.float32) for k, v in self.scores.items()}
         meta = {"coef": list(self.coef), "reference": self.reference, "train_treatments": self.train_treatments,
-                "n_wells": self.n_wells, "sets": sorted(self.scores), "ood_threshold": self.ood_threshold,
-                "coef_unseen": list(self.coef_unseen) if self.coef_unseen is not None else None}
+                "n_wells": self.n_wells, "sets": sorted(self.scores), "ood_threshold": self.ood_threshold}
         return tensors, meta
 
     @classmethod
@@ -192,12 +176,8 @@ class Calibration:
         coef = tuple(float(c) for c in meta["coef"])
         if len(coef) != 4:
             raise ValueError(f"calibration coef has {len(coef)} entries, expected 4")
-        coef_unseen = meta.get("coef_unseen")  # absent from models saved before it existed
-        if coef_unseen is not None and len(coef_unseen) != 4:
-            raise ValueError(f"calibration coef_unseen has {len(coef_unseen)} entries, expected 4")
-        return cls(scale, coef, scores, float(meta["reference"]), list(meta["train_treatments"]),
-                   dict(meta["n_wells"]), float(meta["ood_threshold"]),
-                   tuple(float(c) for c in coef_unseen) if coef_unseen is not None else None)
+        return cls(scale, coef, scores, float(meta["reference"]),
+                   list(meta["train_treatments"]), dict(meta["n_wells"]), float(meta["ood_threshold"]))
 
 
 def novelty_slope(ood: np.ndarray, errors: np.ndarray) -> float:

@@ -88,7 +88,7 @@ def well_adata(synthetic: ad.AnnData, keys: ScreenKeys, calibration: Calibration
     half = calibration.half_width(scores, sets, level)
     out.layers["lower"] = (means - half).astype(np.float32)
     out.layers["upper"] = (means + half).astype(np.float32)
-    out.obs["phenoseq_confidence"] = calibration.confidence(scores, sets)
+    out.obs["phenoseq_confidence"] = calibration.confidence(scores)
     out.obs["phenoseq_calibration"] = pd.Categorical(sets.astype(str))
     out.uns["phenoseq"] = settings | {"calibrated": True, "level": float(level),
                                       "calibration_wells": dict(calibration.n_wells)}
