@@ -41,8 +41,8 @@ from phenoseq.model.config import ModelConfig
 from phenoseq.model.data import Standardiser, WellImaging
 from phenoseq.model.denoiser import Denoiser
 from phenoseq.model.device import resolve_device
-from phenoseq.model.distributed import current_ranks, process_group
 from phenoseq.model.diffusion import SAMPLERS, Diffusion
+from phenoseq.model.distributed import current_ranks, process_group
 from phenoseq.model.train import Split, Trainer, TrainState
 from phenoseq.rna.space import EmbeddingSpace, RNASpace, space_from_state
 

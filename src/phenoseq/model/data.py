@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 
-
 @dataclass
 class Standardiser:
     """Per-column ``(x - mean) / scale``; columns without spread keep scale 1 (so they become 0, not NaN)."""
