@@ -100,16 +100,10 @@ class WellAnchor:
         it never saw, on wells whose real means are known. Wells of a lone treatment keep the full fit."""
         groups = np.asarray(groups).astype(str)
         X, Y = self.wells_x.astype(np.float64), self.wells_y.astype(np.float64)
-        out = self.base(X)
         if len(np.unique(groups)) < 2:
-            return out
-        folds = _folds(groups)
-        for f in np.unique(folds):
-            held = folds == f
-            coef, intercept = _reduced_rank_ridge(X[~held], Y[~held], self.alpha, self.rank)
-            nearest = Y[~held][np.argmin(_sq_distances(X[held], X[~held]), axis=1)]
-            out[held] = (1 - self.blend) * (X[held] @ coef + intercept) + self.blend * nearest
-        return out
+            return self.base(X)
+        pred, nearest = _out_of_fold_parts(X, Y, _folds(groups), self.alpha, self.rank)
+        return (1 - self.blend) * pred + self.blend * nearest
 
     def regression(self, X: np.ndarray) -> np.ndarray:
         """``(n, d)`` the reduced-rank ridge alone."""
@@ -203,6 +197,19 @@ def _folds(groups: np.ndarray) -> np.ndarray:
     return np.array([fold_of[g] for g in groups])
 
 
+def _out_of_fold_parts(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, alpha: float,
+                       rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, d)`` each well's reduced-rank ridge prediction and its nearest well's mean, both from the wells
+    outside its fold."""
+    pred, nearest = np.empty_like(Y), np.empty_like(Y)
+    for f in np.unique(folds):
+        held = folds == f
+        coef, intercept = _reduced_rank_ridge(X[~held], Y[~held], alpha, rank)
+        pred[held] = X[held] @ coef + intercept
+        nearest[held] = Y[~held][np.argmin(_sq_distances(X[held], X[~held]), axis=1)]
+    return pred, nearest
+
+
 def _choose(X: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> tuple[float, int, float]:
     """(penalty, rank, blend) with the smallest treatment-grouped K-fold squared error (the full rank and the
     smaller blend on ties): penalty and rank first, then the blend of those predictions with the nearest
@@ -231,12 +238,6 @@ def _choose(X: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> tuple[float, in
                 errors[a, j] += ((pred - Y[held]) ** 2).sum()
     a, j = np.unravel_index(np.argmin(errors[:, ::-1]), errors.shape)  # reversed: ties go to the larger rank
     alpha, rank = float(ALPHAS[a]), int(ranks[::-1][j])
-    blend_errors = np.zeros(len(BLENDS))
-    for f in np.unique(folds):
-        held = folds == f
-        coef, intercept = _reduced_rank_ridge(X[~held], Y[~held], alpha, rank)
-        pred = X[held] @ coef + intercept
-        nearest = Y[~held][np.argmin(_sq_distances(X[held], X[~held]), axis=1)]
-        for b, blend in enumerate(BLENDS):
-            blend_errors[b] += ((((1 - blend) * pred + blend * nearest) - Y[held]) ** 2).sum()
+    pred, nearest = _out_of_fold_parts(X, Y, folds, alpha, rank)
+    blend_errors = [((((1 - blend) * pred + blend * nearest) - Y) ** 2).sum() for blend in BLENDS]
     return alpha, rank, float(BLENDS[int(np.argmin(blend_errors))])
