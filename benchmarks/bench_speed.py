@@ -39,8 +39,9 @@ def main() -> None:
     imaging, rnaseq = simulate_screen(SimulationConfig(seed=args.seed))
     screen = PairedScreen(imaging, rnaseq)
     model = PhenoSeq(screen, preset=args.preset, seed=args.seed, anchor=not args.no_anchor)
-    with process_group(resolve_device(args.device)) as ranks:
-        device = ranks.device(resolve_device(args.device))
+    requested = resolve_device(args.device)
+    with process_group(requested) as ranks:
+        device = ranks.device(requested)
         model.trainer.to(device)
         wells = screen.wells_in("train") + screen.wells_in("val")
         well_imaging = model._imaging(screen.subset("imaging", wells))

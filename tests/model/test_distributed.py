@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from phenoseq import PhenoSeq
 from phenoseq.cli import run
@@ -99,6 +100,20 @@ def test_share_weights_make_the_ranks_mean_gradient_the_batch_mean():
         averaged = sum(r.share_weight(n) * losses[r.share(n)].mean() for r in ranks) / world
         assert np.isclose(averaged, losses.mean())
     assert Ranks().share_weight(7) == 1.0
+
+
+def test_more_processes_than_wells_in_a_batch_are_refused_before_any_step(small_screen):
+    from phenoseq.model.train import Split
+
+    model = PhenoSeq(small_screen, preset="tiny", seed=0)  # a batch of 16 wells
+    wells = small_screen.wells_in("train")
+    imaging = model._imaging(small_screen.subset("imaging", wells))
+    train = model._split(imaging, "train")
+    before = {k: v.clone() for k, v in model.denoiser.state_dict().items()}
+    with pytest.raises(PhenoseqError, match="holds 16 wells, fewer than the 17 processes"):
+        model.trainer.run(imaging, train, Split(train.latents[:0], train.well_codes[:0]), ranks=Ranks(0, 17))
+    assert model.training_state.step == 0
+    assert all(torch.equal(v, model.denoiser.state_dict()[k]) for k, v in before.items())
 
 
 def test_ranks_come_from_torchrun_or_are_refused(monkeypatch):
