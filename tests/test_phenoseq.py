@@ -276,16 +276,23 @@ def test_training_in_a_provided_embedding(small_screen_data, tmp_path):
         PhenoSeq(PairedScreen(imaging.copy(), small_screen_data[1].copy()), preset="tiny", rna_embedding="X_embedding")
 
 
-def test_out_of_fold_training_wells_calibrate_unseen_compounds(trained, monkeypatch):
+def test_out_of_fold_wells_calibrate_unseen_compounds(trained, monkeypatch):
     screen, model = trained
     k = model.keys
+    w = screen.wells
     train = sorted(screen.wells_in("train"))
-    treated = [w for w in train if screen.wells.loc[w, k.group] != "control"]
+    seen = set(w.loc[train, k.treatment].astype(str))
+    # Treated wells of training treatments, from training and validation alike.
+    treated = sorted(x for x in [*train, *screen.wells_in("val")]
+                     if w.loc[x, k.group] != "control" and str(w.loc[x, k.treatment]) in seen)
+    assert set(treated) - set(train)
     assert model.calibration.n_wells["unseen_out_of_fold"] == len(treated)
     assert list(model.calibration.set_for(np.array(["a-compound-never-seen"]), 1)) == ["unseen"]
     # Alignment: with out-of-fold means equal to the wells' own means, each well's prediction is the mean of
     # its own real cells decoded through the RNA space.
-    monkeypatch.setattr(model.anchor, "out_of_fold", lambda groups: model.anchor.wells_y.astype(np.float64))
+    val = sorted(x for x in screen.wells_in("val") if str(w.loc[x, k.treatment]) in seen)
+    own_latent = np.r_[model.anchor.wells_y, model._well_means(val, standardised=False)[1]]
+    monkeypatch.setattr(model.anchor, "out_of_fold", lambda *args: own_latent.astype(np.float64))
     predicted, real, scores = model._out_of_fold_wells(4, 0, None, "cpu")
     rna = screen.subset("rnaseq", treated)
     samples = rna.obs[k.sample].astype(str).to_numpy()

@@ -47,7 +47,7 @@ from phenoseq.model.train import Split, Trainer, TrainState
 from phenoseq.rna.space import EmbeddingSpace, RNASpace, space_from_state
 
 CALIBRATION_CELLS = 100  # synthetic cells per validation well for calibration: as many as generate's default
-MAX_OUT_OF_FOLD_WELLS = 512  # training wells that calibrate unseen compounds' intervals (bounds the work)
+MAX_OUT_OF_FOLD_WELLS = 512  # out-of-fold wells that calibrate unseen compounds' intervals (bounds the work)
 
 
 class PhenoSeq:
@@ -263,42 +263,51 @@ class PhenoSeq:
 
     def _out_of_fold_wells(self, cells_per_well: int, seed: int, progress: progress_mod.Progress | None,
                            device: str | torch.device) -> tuple[np.ndarray, np.ndarray, WellScores] | None:
-        """Treated training wells seen as an unseen compound's wells (at most ``MAX_OUT_OF_FOLD_WELLS``, a fixed
-        sample): ``(n, G)`` predicted means, from the anchor refitted without their treatment's fold
-        (:meth:`WellAnchor.out_of_fold`) applied to the well's real cells' deviations, so that clipping at zero
-        acts as on generated cells; ``(n, G)`` real means; and their scores as wells of an unseen treatment
-        (novelty against the other treatments' wells, the network's drift, control-likeness). The drift is
-        measured on wells the network trained on, so it reads low and the unseen intervals err wide. None
-        without an anchor or with fewer than two treatments."""
+        """Treated wells of the training treatments seen as an unseen compound's wells: the training wells and
+        the validation wells of those treatments (at most ``MAX_OUT_OF_FOLD_WELLS``, a fixed sample, in sorted
+        well order). Returns ``(n, G)`` predicted means, from the anchor refitted without their treatment's
+        fold (:meth:`WellAnchor.out_of_fold`) applied to the well's real cells' deviations, so that clipping at
+        zero acts as on generated cells; ``(n, G)`` real means; and their scores as wells of an unseen treatment
+        (novelty against the other treatments' training wells, the network's drift, control-likeness). The
+        drift of a training well is measured on a well the network trained on, so it reads low and the unseen
+        intervals err wide. None without an anchor or with fewer than two treatments."""
         k = self.keys
         train = sorted(self.screen.wells_in("train"))
         if self.anchor is None or len(self.anchor.wells_x) != len(train):
             return None
-        wells = self.screen.wells.loc[train]
-        treatment = wells[k.treatment].astype(str).to_numpy()
-        ood = self.ood.leave_group_out_scores(treatment)
-        if len(np.unique(treatment)) < 2 or len(ood) != len(train):
+        treatment = self.screen.wells.loc[train, k.treatment].astype(str).to_numpy()
+        if len(np.unique(treatment)) < 2 or len(self.ood.means) != len(train):
             return None
-        rows = np.flatnonzero((wells[k.group].astype(str).to_numpy() != CONTROL) & np.isfinite(ood))
+        val = self.screen.wells.loc[sorted(self.screen.wells_in("val"))]
+        val = val[val[k.treatment].astype(str).isin(treatment)]
+        val_treatment = val[k.treatment].astype(str).to_numpy()
+        val_imaging = self._imaging(self.screen.subset("imaging", val.index.tolist())) if len(val) else None
+        X_val, Y_val = self._well_means(val.index.tolist(), standardised=False) if len(val) else (None, None)
+        names = np.array(train + val.index.tolist())
+        mean_latent = np.r_[self.anchor.wells_y, Y_val] if len(val) else self.anchor.wells_y
+        shift = self.anchor.out_of_fold(treatment, X_val, val_treatment) - mean_latent
+        ood = self.ood.leave_group_out_scores(treatment)
+        if len(val):
+            ood = np.r_[ood, self.ood.leave_group_out_scores(treatment, val_imaging, val_treatment)]
+        control = self.screen.wells.loc[names, k.group].astype(str).to_numpy() == CONTROL
+        rows = np.flatnonzero(~control & np.isfinite(ood))
         if len(rows) > MAX_OUT_OF_FOLD_WELLS:
-            rows = np.sort(np.random.default_rng(0).choice(rows, MAX_OUT_OF_FOLD_WELLS, replace=False))
+            rows = np.random.default_rng(0).choice(rows, MAX_OUT_OF_FOLD_WELLS, replace=False)
         if not len(rows):
             return None
-        kept = [train[i] for i in rows]
+        rows = rows[np.argsort(names[rows])]  # sorted well order, as group_means and the sampler give it
+        kept = names[rows].tolist()
         rna = self.screen.subset("rnaseq", kept)
         samples = rna.obs[k.sample].astype(str).to_numpy()
-        row = rows[np.searchsorted(kept, samples)]
-        shift = self.anchor.out_of_fold(treatment)[row] - self.anchor.wells_y[row]
-        shifted = self.rna_space.transform(rna) + shift.astype(np.float32)
+        shifted = self.rna_space.transform(rna) + shift[rows[np.searchsorted(kept, samples)]].astype(np.float32)
         predicted = group_means(self.rna_space.decode(shifted) if self.rna_space.genes else shifted, samples, kept)[1]
         real = group_means(self._profile_of_rna(rna), samples, kept)[1]
         imaging = self.screen.subset("imaging", kept)
         well_imaging = self._imaging(imaging)
         z = sample_latents(self.denoiser_for_sampling(device), self.diffusion, well_imaging,
                            self._sampling_settings(cells_per_well, seed), self.rna_space.n_latent, progress)[0]
-        order = np.searchsorted(well_imaging.names, kept)  # the sampler's rows are in sorted name order
         like = self._control_likeness(well_imaging, well_metadata(imaging, k))
-        return predicted, real, WellScores(ood[rows], self._drift(z, cells_per_well)[order], like[order])
+        return predicted, real, WellScores(ood[rows], self._drift(z, cells_per_well), like)
 
     def _well_means(self, wells: list[str], standardised: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(n, F)`` mean standardised morphology and ``(n, d)`` mean latent of screen wells (standardised, or

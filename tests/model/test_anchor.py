@@ -122,3 +122,18 @@ def test_out_of_fold_predictions_are_an_unseen_treatments_errors():
     new = ((anchor.predict(Xt) - (Xt @ B + rng.normal(size=(4000, 5)))) ** 2).mean()
     out_of_fold, in_sample = ((oof - Y) ** 2).mean() / new, ((anchor.base(X) - Y) ** 2).mean() / new
     assert in_sample < 0.7 and 0.8 < out_of_fold < 1.3
+
+
+def test_out_of_fold_predicts_other_wells_of_a_treatment_from_the_fit_without_it():
+    rng = np.random.default_rng(3)
+    groups = np.repeat([f"t{i}" for i in range(12)], 3)
+    X = rng.normal(size=(36, 8))
+    Y = X @ rng.normal(size=(8, 5)) + 0.3 * rng.normal(size=(36, 5))
+    anchor = WellAnchor.fit(X, Y, groups)
+    oof = anchor.out_of_fold(groups)
+    # A copy of a training well, given as a new well of its treatment, gets that well's out-of-fold prediction.
+    rows = np.array([0, 7, 20, 35])
+    both = anchor.out_of_fold(groups, X[rows], groups[rows])
+    assert both.shape == (40, 5) and np.allclose(both[:36], oof) and np.allclose(both[36:], oof[rows])
+    with pytest.raises(ValueError, match="training treatment"):
+        anchor.out_of_fold(groups, X[:1], np.array(["never-trained"]))

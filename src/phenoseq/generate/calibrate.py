@@ -22,10 +22,10 @@ Normalised split-conformal intervals
     the calibration scores ``|y_g − p_g| / (s_g d_w)``, so on wells exchangeable with the calibration wells the
     intervals cover a fraction ``≥ L`` of (well, feature) pairs. Calibration wells whose treatment has no
     training well (an unseen compound) are kept as a separate set (``"unseen"``), used for wells of treatments
-    the model never trained on. Without them, the ``"unseen"`` set comes from **out-of-fold training wells**
-    when the model can give them: each training well's mean predicted by a fit that left its treatment out
-    (the anchor's treatment-grouped folds), scored as an unseen compound's well would be; the difficulty model
-    stays the one fitted on the validation wells. Without either, such wells use the ``"seen"`` set, widened
+    the model never trained on. Without them, the ``"unseen"`` set comes from **out-of-fold wells** when the
+    model can give them: each training or validation well of a training treatment has its mean predicted by a
+    fit that left its treatment out (the anchor's treatment-grouped folds) and is scored as an unseen
+    compound's well would be; the difficulty model stays the one fitted on the validation wells. Without either, such wells use the ``"seen"`` set, widened
     by their difficulty.
 Confidence
     ``exp(−d_w / d_ref)`` in (0, 1]: ``d_ref`` is the median normalised error of the training-mean

@@ -62,13 +62,19 @@ class OODScorer:
         d = cdist(self._well_means(imaging), self.means[self.controls]).min(axis=1) / self.scale
         return np.exp(-d).astype(np.float32)
 
-    def leave_group_out_scores(self, groups: np.ndarray) -> np.ndarray:
+    def leave_group_out_scores(self, groups: np.ndarray, imaging: WellImaging | None = None,
+                               imaging_groups: np.ndarray | None = None) -> np.ndarray:
         """``(W_train,)`` score of each training well against the training wells of other groups (treatments):
         the scores a well of a treatment without training wells would get. ``groups`` in training-well order
-        (sorted sample ids); wells of a lone group get inf."""
+        (sorted sample ids); wells of a lone group get inf. With ``imaging`` (other wells, e.g. validation
+        wells) and their groups ``imaging_groups`` (in its sorted well order), those wells' scores instead."""
         groups = np.asarray(groups, dtype=object)
-        d = cdist(self.means, self.means)
-        d[groups[:, None] == groups[None, :]] = np.inf
+        if imaging is None:
+            means, own = self.means, groups
+        else:
+            means, own = self._well_means(imaging), np.asarray(imaging_groups, dtype=object)
+        d = cdist(means, self.means)
+        d[own[:, None] == groups[None, :]] = np.inf
         return (d.min(axis=1) / self.scale).astype(np.float64)
 
     def state(self) -> tuple[dict[str, np.ndarray], dict]:

@@ -94,15 +94,26 @@ class WellAnchor:
             anchor.cell_well = cell_well[keep]
         return anchor
 
-    def out_of_fold(self, groups: np.ndarray) -> np.ndarray:
+    def out_of_fold(self, groups: np.ndarray, X_new: np.ndarray | None = None,
+                    groups_new: np.ndarray | None = None) -> np.ndarray:
         """``(n, d)`` each training well's mean predicted by the regression and blend refitted without its
         treatment's fold (the folds that chose rank, penalty and blend): what the anchor predicts for a compound
-        it never saw, on wells whose real means are known. Wells of a lone treatment keep the full fit."""
+        it never saw, on wells whose real means are known. Wells of a lone treatment keep the full fit.
+        ``X_new`` ``(m, F)`` with treatments ``groups_new`` (all among ``groups``): other wells of the training
+        treatments (e.g. validation wells), each predicted by the fit without its treatment's fold; their
+        ``m`` rows follow the training wells' ``n``."""
         groups = np.asarray(groups).astype(str)
         X, Y = self.wells_x.astype(np.float64), self.wells_y.astype(np.float64)
+        X_new = np.zeros((0, X.shape[1])) if X_new is None else np.asarray(X_new, np.float64)
+        groups_new = np.zeros(0, str) if groups_new is None else np.asarray(groups_new).astype(str)
+        if len(X_new) != len(groups_new) or not np.isin(groups_new, groups).all():
+            raise ValueError("out_of_fold: X_new needs one treatment per row, each a training treatment")
         if len(np.unique(groups)) < 2:
-            return self.base(X)
-        pred, nearest = _out_of_fold_parts(X, Y, _folds(groups), self.alpha, self.rank)
+            return self.base(np.r_[X, X_new])
+        folds = _folds(groups)
+        fold_of = dict(zip(groups, folds))
+        pred, nearest = _out_of_fold_parts(np.r_[X, X_new], Y, np.r_[folds, [fold_of[g] for g in groups_new]],
+                                           self.alpha, self.rank)
         return (1 - self.blend) * pred + self.blend * nearest
 
     def regression(self, X: np.ndarray) -> np.ndarray:
@@ -199,14 +210,16 @@ def _folds(groups: np.ndarray) -> np.ndarray:
 
 def _out_of_fold_parts(X: np.ndarray, Y: np.ndarray, folds: np.ndarray, alpha: float,
                        rank: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, d)`` each well's reduced-rank ridge prediction and its nearest well's mean, both from the wells
-    outside its fold."""
-    pred, nearest = np.empty_like(Y), np.empty_like(Y)
+    """``(len(X), d)`` each well's reduced-rank ridge prediction and its nearest well's mean, both from the
+    wells outside its fold. ``Y`` holds the first ``len(Y)`` wells' means, the ones fitted on; rows of ``X``
+    beyond them are only predicted."""
+    n = len(Y)
+    pred, nearest = np.empty((len(X), Y.shape[1])), np.empty((len(X), Y.shape[1]))
     for f in np.unique(folds):
-        held = folds == f
-        coef, intercept = _reduced_rank_ridge(X[~held], Y[~held], alpha, rank)
+        held, fit = folds == f, np.flatnonzero(folds[:n] != f)
+        coef, intercept = _reduced_rank_ridge(X[fit], Y[fit], alpha, rank)
         pred[held] = X[held] @ coef + intercept
-        nearest[held] = Y[~held][np.argmin(_sq_distances(X[held], X[~held]), axis=1)]
+        nearest[held] = Y[fit][np.argmin(_sq_distances(X[held], X[fit]), axis=1)]
     return pred, nearest
 
 
