@@ -11,6 +11,8 @@ training-mean interval (training mean ± a conformal quantile of the validation 
 
     python benchmarks/bench_trust.py [--seeds 0 1 2] [--folds 3] [--max-epochs N] [--protocols seen unseen] [--out DIR]
     python benchmarks/bench_trust.py --from DIR   # the tables again from the per-well records a run saved
+
+After the unseen tables: where the unseen wells' errors come from (:func:`print_error_structure`).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def main() -> None:
         console.print(trust_seeds_table(seen, "phenoseq", "seen protocol"))
     if unseen:
         console.print(trust_seeds_table(unseen, "phenoseq", f"unseen protocol ({args.folds}-fold compound hold-out)"))
+        print_error_structure(console, unseen, args.seeds)
 
 
 def from_saved(directory: Path, seeds: list[int]) -> None:
@@ -97,7 +100,10 @@ def from_saved(directory: Path, seeds: list[int]) -> None:
         info = treatment_info(PairedScreen(*simulate_screen(SimulationConfig(seed=seed))))
         visible = {w: info.get("morphology_visible", {}).get(t) for w, t in info["well_treatment"].items()}
         for protocol in runs:
-            trust = json.loads((directory / f"trust_{protocol}_seed{seed}.json").read_text())
+            path = directory / f"trust_{protocol}_seed{seed}.json"
+            if not path.exists():  # a run with --protocols saved only the other one
+                continue
+            trust = json.loads(path.read_text())
             for split, t in trust["phenoseq"]["splits"].items():
                 for key, rec in t["per_well"].items():
                     if visible.get(key.split("@")[0]) is not None:
@@ -107,8 +113,37 @@ def from_saved(directory: Path, seeds: list[int]) -> None:
             runs[protocol].append(metrics)
             console.rule(f"seed {seed}, {protocol} protocol")
             console.print(trust_table(metrics, "phenoseq"))
-    console.print(trust_seeds_table(runs["seen"], "phenoseq", "seen protocol"))
-    console.print(trust_seeds_table(runs["unseen"], "phenoseq", "unseen protocol (compound hold-out)"))
+    if runs["seen"]:
+        console.print(trust_seeds_table(runs["seen"], "phenoseq", "seen protocol"))
+    if runs["unseen"]:
+        console.print(trust_seeds_table(runs["unseen"], "phenoseq", "unseen protocol (compound hold-out)"))
+        print_error_structure(console, runs["unseen"], seeds)
+
+
+def print_error_structure(console, runs: list[dict], seeds: list[int]) -> None:
+    """Where the unseen wells' errors come from, per seed: Spearman(score, error) for the confidence (negated)
+    and the OOD score, and for the **compound oracle**: each well's error predicted by the mean error of its
+    compound's other held-out wells. The oracle knows the answers; it bounds what any per-compound confidence
+    could reach, and shows how much of the error is the compound's rather than the well's."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from phenoseq.evaluate.wells import treatment_info
+    from phenoseq.io import PairedScreen
+    from phenoseq.simulate import SimulationConfig, simulate_screen
+
+    for seed, metrics in zip(seeds, runs):
+        per_well = metrics["trust"]["phenoseq"]["splits"]["unseen"]["per_well"]
+        of = treatment_info(PairedScreen(*simulate_screen(SimulationConfig(seed=seed))))["well_treatment"]
+        wells = list(per_well)
+        err = np.array([per_well[w]["error"] for w in wells])
+        compound = np.array([of[w.split("@")[0]] for w in wells])
+        oracle = np.array([err[(compound == c) & (np.arange(len(wells)) != i)].mean() for i, c in enumerate(compound)])
+        rho = {name: spearmanr(x, err)[0] for name, x in (
+            ("-confidence", [-per_well[w]["confidence"] for w in wells]),
+            ("OOD score", [per_well[w]["ood_score"] for w in wells]), ("compound oracle", oracle))}
+        console.print(f"seed {seed}, unseen wells ({len(wells)}, {len(set(compound))} compounds): Spearman with "
+                      "error: " + ", ".join(f"{k} {v:+.2f}" for k, v in rho.items()))
 
 
 if __name__ == "__main__":
