@@ -59,6 +59,11 @@ def test_energy_ratio_oracle_and_shift():
     far = CellTable(real.X + 3.0, real.wells)
     shifted = fidelity.energy_ratios(far, real, ref, {"t1": "r1", "t2": "r2"}, max_cells=50, seed=0)
     assert all(v["ratio"] > 5 for v in shifted.values())
+    # Centred on the real mean, a shifted copy is the real cells themselves; a squeezed one keeps a wrong shape.
+    assert all(v["centred_ratio"] == pytest.approx(0.0, abs=1e-5) for v in shifted.values())  # float32 tables
+    squeezed = fidelity.energy_ratios(CellTable(0.3 * real.X, real.wells), real, ref, {"t1": "r1", "t2": "r2"},
+                                      max_cells=50, seed=0)
+    assert all(v["centred_ratio"] > 2 for v in squeezed.values())
 
 
 def test_localisation_oracle_is_one_and_swap_is_zero():

@@ -272,9 +272,11 @@ def _gap_entry(accuracy: dict, boots: dict, method: str, split: str, spec: tuple
             "added": values[1] - values[0], "ceiling_added": values[2] - values[0]}
 
 
-def energy_ratios(data: CellData, method: str, split: str, reference_of: dict[str, str]) -> dict[str, float]:
+def energy_ratios(data: CellData, method: str, split: str, reference_of: dict[str, str]) -> dict[str, dict[str, float]]:
     """Per well of ``split``: energy distance of the method's synthetic cells to the well's real cells, divided
-    by that of the real cells of its replicate well (``reference_of``) — 1 is replicate-like."""
+    by that of the real cells of its replicate well (``reference_of``) — 1 is replicate-like —, as
+    ``{"energy_ratio": {well: ratio}, "energy_ratio_centred": {well: ratio}}`` (the second with both samples
+    moved onto the real well's mean: :mod:`phenoseq.evaluate.fidelity`)."""
     screen = data.screen
     wells = screen.wells_in(split)
     refs = sorted(set(reference_of[w] for w in wells if w in reference_of))
@@ -282,7 +284,8 @@ def energy_ratios(data: CellData, method: str, split: str, reference_of: dict[st
     ratios = fidelity.energy_ratios(data.table(f"syn:{method}", split), data.table("real", split), real_refs,
                                     {w: reference_of[w] for w in wells if w in reference_of},
                                     data.config.fidelity_cells, data.config.seed)
-    return {w: r["ratio"] for w, r in ratios.items() if np.isfinite(r["ratio"])}
+    return {metric: {w: r[key] for w, r in ratios.items() if np.isfinite(r[key])}
+            for metric, key in (("energy_ratio", "ratio"), ("energy_ratio_centred", "centred_ratio"))}
 
 
 def localisation_and_genes(data: CellData, method: str, split: str) -> dict:

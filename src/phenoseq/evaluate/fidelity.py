@@ -5,7 +5,9 @@
 * **energy ratio**: energy distance between a well's synthetic and real cells, divided by the *replicate
   floor*, the energy distance between the real cells of another replicate well of the same treatment and
   the well's real cells. 1 means "as close as a replicate well"; a collapsed generator that emits one
-  prototype per treatment identifies treatments well yet has a large ratio.
+  prototype per treatment identifies treatments well yet has a large ratio. The **centred ratio** is the same
+  with the synthetic and the replicate cells each moved to the real well's mean: the shape of the
+  distribution alone, a diagnostic of how much of the ratio is the error in the well mean.
 * **gene correlation**: per gene, Pearson correlation across test wells of the well-mean expression
   (synthetic decoded vs real), summarised by the median over genes.
 """
@@ -49,7 +51,8 @@ def localisation(synthetic: CellTable, real: CellTable, treatment_of: dict[str, 
 
 def energy_ratios(synthetic: CellTable, real: CellTable, reference: CellTable, reference_of: dict[str, str],
                   max_cells: int, seed: int) -> dict[str, dict[str, float]]:
-    """Per test well: ``{"synthetic": E(syn, real), "floor": E(ref, real), "ratio": synthetic / floor}``.
+    """Per test well: ``{"synthetic": E(syn, real), "floor": E(ref, real), "ratio": synthetic / floor,
+    "centred_ratio"}``, the last with syn and ref each shifted onto the real cells' mean (module docstring).
 
     ``reference_of`` maps a test well to its replicate well in ``reference``. All three samples are cut to
     one common size (at most ``max_cells``) so the V-statistic biases match.
@@ -65,7 +68,10 @@ def energy_ratios(synthetic: CellTable, real: CellTable, reference: CellTable, r
                 ((synthetic, syn_g[well]), (real, real_g[well]), (reference, ref_g[ref_well]))]
         d_syn = energy_distance(pick[0], pick[1])
         floor = energy_distance(pick[2], pick[1])
-        out[well] = {"synthetic": d_syn, "floor": floor, "ratio": d_syn / floor if floor > 0 else float("nan")}
+        centre = pick[1].mean(axis=0)
+        c_syn, c_floor = (energy_distance(p - p.mean(axis=0) + centre, pick[1]) for p in (pick[0], pick[2]))
+        out[well] = {"synthetic": d_syn, "floor": floor, "ratio": d_syn / floor if floor > 0 else float("nan"),
+                     "centred_ratio": c_syn / c_floor if c_floor > 0 else float("nan")}
     return out
 
 

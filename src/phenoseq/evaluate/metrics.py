@@ -96,6 +96,7 @@ def well_rows(metrics: dict, split: str | None = None) -> list[dict]:
             "top1": _get(w, "rank", "top1"),
             "chance": _get(w, "rank", "chance_mean"),
             "energy_ratio": _get(w, "energy_ratio", "median"),
+            "energy_ratio_centred": _get(w, "energy_ratio_centred", "median"),
             "moa": _get(w, "moa", "top1"),
             "n_wells": _get(w, "rank", "n"),
             "scaled": {k: v["scaled"] for k, v in s.items()},

@@ -14,7 +14,7 @@ and the real-replicate reference by the same code:
     format, version, mode ("single-cell" | "bulk"), protocol ("seen" | "unseen"), methods, treatments,
     splits {split: {label, n_wells}}, config, settings {method: uns["phenoseq"]},
     wells[method | "replicate"][split][metric] = summary   (metrics in phenoseq.evaluate.wells; single-cell
-                                                            mode adds energy_ratio)
+                                                            mode adds energy_ratio, energy_ratio_centred)
     scaled[method][split][metric] = {value, baseline, ceiling, scaled}
     identification (single-cell, seen splits) = {
         accuracy[method | "reference"][modality][split][profile] = {balanced_accuracy, ci, n_wells, n_profiles},
@@ -221,13 +221,14 @@ def evaluate(
         metrics["fidelity"] = {m: {} for m in methods}
         for m in methods:
             for split in splits:
-                ratios = bench.energy_ratios(data, m, split, replicate_of)
-                wells_metrics[m][split]["energy_ratio"] = W.summary(ratios)
+                for metric, ratios in bench.energy_ratios(data, m, split, replicate_of).items():
+                    wells_metrics[m][split][metric] = W.summary(ratios)
                 metrics["fidelity"][m][split] = bench.localisation_and_genes(data, m, split)
         for split in splits:
             if split in wells_metrics[W.REPLICATE]:
                 ones = {w: 1.0 for w in wells_metrics[W.REPLICATE][split]["rank"]["per_well"]}
                 wells_metrics[W.REPLICATE][split]["energy_ratio"] = W.summary(ones)
+                wells_metrics[W.REPLICATE][split]["energy_ratio_centred"] = W.summary(ones)
         if run_identification:
             accuracy, gap, arrays = bench.identification(data, methods, seen_splits, progress)
             metrics["identification"] = {"accuracy": accuracy, "gap": gap, "splits": seen_splits,

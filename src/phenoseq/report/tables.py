@@ -154,6 +154,7 @@ SEED_FIGURES = [  # (label, row source, row key): the figures compared across se
     ("mean rank", "wells", "rank"),
     ("top-1", "wells", "top1"),
     ("energy ratio", "wells", "energy_ratio"),
+    ("energy, real mean", "wells", "energy_ratio_centred"),
     ("MoA top-1", "wells", "moa"),
 ]
 
