@@ -80,7 +80,7 @@ def main() -> None:
         console.print(trust_seeds_table(seen, "phenoseq", "seen protocol"))
     if unseen:
         console.print(trust_seeds_table(unseen, "phenoseq", f"unseen protocol ({args.folds}-fold compound hold-out)"))
-        print_error_structure(console, unseen, args.seeds)
+        print_error_structure(console, list(zip(args.seeds, unseen)))
 
 
 def from_saved(directory: Path, seeds: list[int]) -> None:
@@ -96,6 +96,7 @@ def from_saved(directory: Path, seeds: list[int]) -> None:
 
     console = Console(width=170)
     runs: dict[str, list[dict]] = {"seen": [], "unseen": []}
+    unseen_seeds: list[tuple[int, dict]] = []
     for seed in seeds:
         info = treatment_info(PairedScreen(*simulate_screen(SimulationConfig(seed=seed))))
         visible = {w: info.get("morphology_visible", {}).get(t) for w, t in info["well_treatment"].items()}
@@ -111,20 +112,23 @@ def from_saved(directory: Path, seeds: list[int]) -> None:
                 trust["phenoseq"]["splits"][split] = summarise_split(t["per_well"], split)
             metrics = {"trust": trust}
             runs[protocol].append(metrics)
+            if protocol == "unseen":
+                unseen_seeds.append((seed, metrics))
             console.rule(f"seed {seed}, {protocol} protocol")
             console.print(trust_table(metrics, "phenoseq"))
     if runs["seen"]:
         console.print(trust_seeds_table(runs["seen"], "phenoseq", "seen protocol"))
     if runs["unseen"]:
         console.print(trust_seeds_table(runs["unseen"], "phenoseq", "unseen protocol (compound hold-out)"))
-        print_error_structure(console, runs["unseen"], seeds)
+        print_error_structure(console, unseen_seeds)
 
 
-def print_error_structure(console, runs: list[dict], seeds: list[int]) -> None:
-    """Where the unseen wells' errors come from, per seed: Spearman(score, error) for the confidence (negated)
-    and the OOD score, and for the **compound oracle**: each well's error predicted by the mean error of its
-    compound's other held-out wells. The oracle knows the answers; it bounds what any per-compound confidence
-    could reach, and shows how much of the error is the compound's rather than the well's."""
+def print_error_structure(console, runs: list[tuple[int, dict]]) -> None:
+    """Where the unseen wells' errors come from, per ``(seed, metrics)`` run: Spearman(score, error) for the
+    confidence (negated) and the OOD score, and for the **compound oracle**: each well's error predicted by the
+    mean error of its compound's other held-out wells. The oracle knows the answers; it bounds what any
+    per-compound confidence could reach, and shows how much of the error is the compound's rather than the
+    well's. Compounds with a single held-out well have no oracle and are left out of it."""
     import numpy as np
     from scipy.stats import spearmanr
 
@@ -132,16 +136,18 @@ def print_error_structure(console, runs: list[dict], seeds: list[int]) -> None:
     from phenoseq.io import PairedScreen
     from phenoseq.simulate import SimulationConfig, simulate_screen
 
-    for seed, metrics in zip(seeds, runs):
+    for seed, metrics in runs:
         per_well = metrics["trust"]["phenoseq"]["splits"]["unseen"]["per_well"]
         of = treatment_info(PairedScreen(*simulate_screen(SimulationConfig(seed=seed))))["well_treatment"]
         wells = list(per_well)
         err = np.array([per_well[w]["error"] for w in wells])
         compound = np.array([of[w.split("@")[0]] for w in wells])
-        oracle = np.array([err[(compound == c) & (np.arange(len(wells)) != i)].mean() for i, c in enumerate(compound)])
-        rho = {name: spearmanr(x, err)[0] for name, x in (
-            ("-confidence", [-per_well[w]["confidence"] for w in wells]),
-            ("OOD score", [per_well[w]["ood_score"] for w in wells]), ("compound oracle", oracle))}
+        others = [(compound == c) & (np.arange(len(wells)) != i) for i, c in enumerate(compound)]
+        has = np.array([o.any() for o in others])
+        oracle = np.array([err[o].mean() for o, h in zip(others, has) if h])
+        rho = {"-confidence": spearmanr([-per_well[w]["confidence"] for w in wells], err)[0],
+               "OOD score": spearmanr([per_well[w]["ood_score"] for w in wells], err)[0],
+               "compound oracle": spearmanr(oracle, err[has])[0] if has.sum() > 2 else float("nan")}
         console.print(f"seed {seed}, unseen wells ({len(wells)}, {len(set(compound))} compounds): Spearman with "
                       "error: " + ", ".join(f"{k} {v:+.2f}" for k, v in rho.items()))
 

@@ -10,6 +10,7 @@ import torch
 from phenoseq import PhenoSeq
 from phenoseq.errors import PhenoseqError
 from phenoseq.generate import LATENT_KEY
+from phenoseq.generate.calibrate import WellScores
 from phenoseq.groups import group_means
 
 
@@ -280,22 +281,40 @@ def test_out_of_fold_wells_calibrate_unseen_compounds(trained, monkeypatch):
     screen, model = trained
     k = model.keys
     w = screen.wells
-    train = sorted(screen.wells_in("train"))
-    seen = set(w.loc[train, k.treatment].astype(str))
+    train, val = sorted(screen.wells_in("train")), sorted(screen.wells_in("val"))
     # Treated wells of training treatments, from training and validation alike.
-    treated = sorted(x for x in [*train, *screen.wells_in("val")]
-                     if w.loc[x, k.group] != "control" and str(w.loc[x, k.treatment]) in seen)
+    treated = sorted(x for x in [*train, *val] if w.loc[x, k.group] != "control")
     assert set(treated) - set(train)
     assert model.calibration.n_wells["unseen_out_of_fold"] == len(treated)
     assert list(model.calibration.set_for(np.array(["a-compound-never-seen"]), 1)) == ["unseen"]
-    # Alignment: with out-of-fold means equal to the wells' own means, each well's prediction is the mean of
-    # its own real cells decoded through the RNA space.
-    val = sorted(x for x in screen.wells_in("val") if str(w.loc[x, k.treatment]) in seen)
+    # Alignment: out-of-fold means = each well's own mean + an offset of its own; a fixed sample of the wells
+    # (a small cap, so the sample comes out of order). Each kept well's prediction must be its own real cells
+    # moved by its own offset, and its scores its own.
+    import phenoseq.phenoseq as module
+
+    names = [*train, *val]
+    offsets = np.random.default_rng(0).normal(scale=0.5, size=(len(names), model.rna_space.n_latent))
     own_latent = np.r_[model.anchor.wells_y, model._well_means(val, standardised=False)[1]]
-    monkeypatch.setattr(model.anchor, "out_of_fold", lambda *args: own_latent.astype(np.float64))
-    predicted, real, scores = model._out_of_fold_wells(4, 0, None, "cpu")
-    rna = screen.subset("rnaseq", treated)
+    monkeypatch.setattr(model.anchor, "out_of_fold", lambda *args: own_latent + offsets)
+    monkeypatch.setattr(module, "MAX_OUT_OF_FOLD_WELLS", 5)
+    val_scores = WellScores(np.ones(len(val)), np.arange(len(val)) + 10.0, np.full(len(val), 0.5))
+    predicted, real, scores = model._out_of_fold_wells(val, val_scores, 4, 0, None, "cpu")
+    assert len(predicted) == len(real) == len(scores.ood) == 5
+    kept = sorted(np.random.default_rng(0).choice(
+        [i for i, x in enumerate(names) if x in set(treated)], 5, replace=False), key=lambda i: names[i])
+    kept_names = [names[i] for i in kept]
+    rna = screen.subset("rnaseq", kept_names)
     samples = rna.obs[k.sample].astype(str).to_numpy()
-    own = group_means(model.rna_space.decode(model.rna_space.transform(rna)), samples, treated)[1]
-    assert predicted.shape == real.shape == own.shape and np.allclose(predicted, own, atol=1e-4)
-    assert len(scores.ood) == len(treated) and np.isfinite(scores.design()).all()
+    moved = model.rna_space.transform(rna) + offsets[[kept[kept_names.index(x)] for x in samples]].astype(np.float32)
+    assert np.allclose(predicted, group_means(model.rna_space.decode(moved), samples, kept_names)[1], atol=1e-4)
+    treatment = w.loc[train, k.treatment].astype(str).to_numpy()
+    for j, i in enumerate(kept):
+        name = names[i]
+        if name in set(val):  # a validation well keeps calibration's drift and control-likeness
+            assert scores.disagreement[j] == val.index(name) + 10.0 and scores.control_likeness[j] == 0.5
+            one = model._imaging(screen.subset("imaging", [name]))
+            expected = model.ood.leave_group_out_scores(treatment, one, [str(w.loc[name, k.treatment])])[0]
+        else:
+            expected = model.ood.leave_group_out_scores(treatment)[train.index(name)]
+        assert np.isclose(scores.ood[j], expected)
+    assert np.isfinite(scores.design()).all()

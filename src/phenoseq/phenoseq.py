@@ -255,22 +255,27 @@ class PhenoSeq:
         treatment = self.screen.wells[k.treatment].astype(str)
         train_treatments = sorted(set(treatment.loc[self.screen.wells_in("train")]))
         unseen = ~np.isin(treatment.loc[names].to_numpy(), train_treatments)
-        out_of_fold = None if unseen.any() else self._out_of_fold_wells(cells_per_well, seed, progress, device)
+        out_of_fold = None if unseen.any() else self._out_of_fold_wells(names, scores, cells_per_well, seed, progress,
+                                                                        device)
         self.calibration = Calibration.fit(predicted, real, scores, unseen, train_means.mean(axis=0), train_treatments,
                                            novelty_slope=self._novelty_slope(names, scores.ood),
                                            out_of_fold=out_of_fold)
         return self.calibration
 
-    def _out_of_fold_wells(self, cells_per_well: int, seed: int, progress: progress_mod.Progress | None,
+    def _out_of_fold_wells(self, val_wells: list[str], val_scores: WellScores, cells_per_well: int, seed: int,
+                           progress: progress_mod.Progress | None,
                            device: str | torch.device) -> tuple[np.ndarray, np.ndarray, WellScores] | None:
         """Treated wells of the training treatments seen as an unseen compound's wells: the training wells and
-        the validation wells of those treatments (at most ``MAX_OUT_OF_FOLD_WELLS``, a fixed sample, in sorted
-        well order). Returns ``(n, G)`` predicted means, from the anchor refitted without their treatment's
-        fold (:meth:`WellAnchor.out_of_fold`) applied to the well's real cells' deviations, so that clipping at
-        zero acts as on generated cells; ``(n, G)`` real means; and their scores as wells of an unseen treatment
-        (novelty against the other treatments' training wells, the network's drift, control-likeness). The
-        drift of a training well is measured on a well the network trained on, so it reads low and the unseen
-        intervals err wide. None without an anchor or with fewer than two treatments."""
+        the validation wells ``val_wells`` (sorted, all of training treatments; ``val_scores`` their scores from
+        calibration), at most ``MAX_OUT_OF_FOLD_WELLS`` (a fixed sample), in sorted well order.
+
+        Returns ``(n, G)`` predicted means, from the anchor refitted without their treatment's fold
+        (:meth:`WellAnchor.out_of_fold`) applied to the well's real cells' deviations, so that clipping at zero
+        acts as on generated cells; ``(n, G)`` real means; and their scores as wells of an unseen treatment:
+        novelty against the other treatments' training wells, the network's drift and control-likeness (a
+        validation well's as calibration measured them). The drift of a training well is measured on a well the
+        network trained on, so it reads low and the unseen intervals err wide. None without an anchor or with
+        fewer than two treatments."""
         k = self.keys
         train = sorted(self.screen.wells_in("train"))
         if self.anchor is None or len(self.anchor.wells_x) != len(train):
@@ -278,36 +283,37 @@ class PhenoSeq:
         treatment = self.screen.wells.loc[train, k.treatment].astype(str).to_numpy()
         if len(np.unique(treatment)) < 2 or len(self.ood.means) != len(train):
             return None
-        val = self.screen.wells.loc[sorted(self.screen.wells_in("val"))]
-        val = val[val[k.treatment].astype(str).isin(treatment)]
-        val_treatment = val[k.treatment].astype(str).to_numpy()
-        val_imaging = self._imaging(self.screen.subset("imaging", val.index.tolist())) if len(val) else None
-        X_val, Y_val = self._well_means(val.index.tolist(), standardised=False) if len(val) else (None, None)
-        names = np.array(train + val.index.tolist())
-        mean_latent = np.r_[self.anchor.wells_y, Y_val] if len(val) else self.anchor.wells_y
-        shift = self.anchor.out_of_fold(treatment, X_val, val_treatment) - mean_latent
-        ood = self.ood.leave_group_out_scores(treatment)
-        if len(val):
-            ood = np.r_[ood, self.ood.leave_group_out_scores(treatment, val_imaging, val_treatment)]
+        val_treatment = self.screen.wells.loc[val_wells, k.treatment].astype(str).to_numpy()
+        X_val, Y_val = self._well_means(val_wells, standardised=False)
+        val_imaging = self._imaging(self.screen.subset("imaging", val_wells))
+        names = np.array(train + list(val_wells))
+        shift = self.anchor.out_of_fold(treatment, X_val, val_treatment) - np.r_[self.anchor.wells_y, Y_val]
+        ood = np.r_[self.ood.leave_group_out_scores(treatment),
+                    self.ood.leave_group_out_scores(treatment, val_imaging, val_treatment)]
+        drift = np.r_[np.full(len(train), np.nan), val_scores.disagreement]
+        like = np.r_[np.full(len(train), np.nan), val_scores.control_likeness]
         control = self.screen.wells.loc[names, k.group].astype(str).to_numpy() == CONTROL
         rows = np.flatnonzero(~control & np.isfinite(ood))
         if len(rows) > MAX_OUT_OF_FOLD_WELLS:
             rows = np.random.default_rng(0).choice(rows, MAX_OUT_OF_FOLD_WELLS, replace=False)
         if not len(rows):
             return None
-        rows = rows[np.argsort(names[rows])]  # sorted well order, as group_means and the sampler give it
+        rows = rows[np.argsort(names[rows])]  # sorted well order, as the sampler and WellImaging give it
         kept = names[rows].tolist()
+        trained_on = rows[rows < len(train)]  # training wells, still in sorted order
+        if len(trained_on):
+            imaging = self.screen.subset("imaging", names[trained_on].tolist())
+            well_imaging = self._imaging(imaging)
+            z = sample_latents(self.denoiser_for_sampling(device), self.diffusion, well_imaging,
+                               self._sampling_settings(cells_per_well, seed), self.rna_space.n_latent, progress)[0]
+            drift[trained_on] = self._drift(z, cells_per_well)
+            like[trained_on] = self._control_likeness(well_imaging, well_metadata(imaging, k))
         rna = self.screen.subset("rnaseq", kept)
         samples = rna.obs[k.sample].astype(str).to_numpy()
         shifted = self.rna_space.transform(rna) + shift[rows[np.searchsorted(kept, samples)]].astype(np.float32)
         predicted = group_means(self.rna_space.decode(shifted) if self.rna_space.genes else shifted, samples, kept)[1]
         real = group_means(self._profile_of_rna(rna), samples, kept)[1]
-        imaging = self.screen.subset("imaging", kept)
-        well_imaging = self._imaging(imaging)
-        z = sample_latents(self.denoiser_for_sampling(device), self.diffusion, well_imaging,
-                           self._sampling_settings(cells_per_well, seed), self.rna_space.n_latent, progress)[0]
-        like = self._control_likeness(well_imaging, well_metadata(imaging, k))
-        return predicted, real, WellScores(ood[rows], self._drift(z, cells_per_well), like)
+        return predicted, real, WellScores(ood[rows], drift[rows], like[rows])
 
     def _well_means(self, wells: list[str], standardised: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(n, F)`` mean standardised morphology and ``(n, d)`` mean latent of screen wells (standardised, or

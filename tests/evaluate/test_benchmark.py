@@ -78,6 +78,11 @@ def test_fidelity_known_answers(known):
         assert m["wells"]["shuffled_nearest"][split]["energy_ratio"]["median"] > 1.5
         assert m["fidelity"]["oracle"][split]["gene_pearson_median"] > 0.8
         assert m["wells"]["replicate"][split]["energy_ratio"]["median"] == 1.0
+        # Moved onto the real mean, the oracle's cells (the well's own) beat a replicate; another
+        # treatment's cells do not.
+        centred = {k: v[split]["energy_ratio_centred"]["median"] for k, v in m["wells"].items()}
+        assert centred["oracle"] < 1.0 < centred["shuffled_nearest"]
+        assert m["wells"]["replicate"][split]["energy_ratio_centred"]["median"] == 1.0
         assert m["wells"]["oracle"][split]["moa"]["top1"] > 0.7 > m["wells"]["shuffled_nearest"][split]["moa"]["top1"]
 
 

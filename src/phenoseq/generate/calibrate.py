@@ -25,8 +25,8 @@ Normalised split-conformal intervals
     the model never trained on. Without them, the ``"unseen"`` set comes from **out-of-fold wells** when the
     model can give them: each training or validation well of a training treatment has its mean predicted by a
     fit that left its treatment out (the anchor's treatment-grouped folds) and is scored as an unseen
-    compound's well would be; the difficulty model stays the one fitted on the validation wells. Without either, such wells use the ``"seen"`` set, widened
-    by their difficulty.
+    compound's well would be; the difficulty model stays the one fitted on the validation wells. Without
+    either, such wells use the ``"seen"`` set, widened by their difficulty.
 Confidence
     ``exp(−d_w / d_ref)`` in (0, 1]: ``d_ref`` is the median normalised error of the training-mean
     prediction on the calibration wells, so a confidence of ``e⁻¹ ≈ 0.37`` means "expected to be as wrong as
@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 SEEN, UNSEEN = "seen", "unseen"
-OUT_OF_FOLD = "unseen_out_of_fold"  # n_wells key: out-of-fold training wells behind the unseen set
+OUT_OF_FOLD = "unseen_out_of_fold"  # n_wells key: out-of-fold wells behind the unseen set
 DEFAULT_LEVEL = 0.9
 FALSE_FLAG_RATE = 0.05
 _MAX_SCORES = 200_000  # calibration scores kept per set (an even subsample beyond): bounds the checkpoint
@@ -97,7 +97,7 @@ class Calibration:
         ``predicted``, ``real``: ``(n, G)`` well means; ``scores``: the wells' :class:`WellScores`; ``unseen``:
         ``(n,)`` bool, the well's treatment has no training well; ``training_mean``: ``(G,)`` the training wells'
         mean profile; ``novelty_slope``: ``b`` when measured elsewhere (:func:`novelty_slope`);
-        ``out_of_fold``: ``(predicted, real, scores)`` of out-of-fold training wells, the ``"unseen"`` set when
+        ``out_of_fold``: ``(predicted, real, scores)`` of out-of-fold wells, the ``"unseen"`` set when
         no calibration well is unseen (module docstring).
         """
         predicted, real = np.asarray(predicted, np.float64), np.asarray(real, np.float64)

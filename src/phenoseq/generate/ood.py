@@ -67,8 +67,11 @@ class OODScorer:
         """``(W_train,)`` score of each training well against the training wells of other groups (treatments):
         the scores a well of a treatment without training wells would get. ``groups`` in training-well order
         (sorted sample ids); wells of a lone group get inf. With ``imaging`` (other wells, e.g. validation
-        wells) and their groups ``imaging_groups`` (in its sorted well order), those wells' scores instead."""
+        wells) and their groups ``imaging_groups`` (in its sorted well order): one score per well of
+        ``imaging`` instead."""
         groups = np.asarray(groups, dtype=object)
+        if imaging is not None and (imaging_groups is None or len(imaging_groups) != len(imaging.names)):
+            raise ValueError(f"leave_group_out_scores: {len(imaging.names)} wells need as many imaging_groups")
         if imaging is None:
             means, own = self.means, groups
         else:

@@ -96,12 +96,12 @@ class WellAnchor:
 
     def out_of_fold(self, groups: np.ndarray, X_new: np.ndarray | None = None,
                     groups_new: np.ndarray | None = None) -> np.ndarray:
-        """``(n, d)`` each training well's mean predicted by the regression and blend refitted without its
+        """``(n + m, d)`` each training well's mean predicted by the regression and blend refitted without its
         treatment's fold (the folds that chose rank, penalty and blend): what the anchor predicts for a compound
-        it never saw, on wells whose real means are known. Wells of a lone treatment keep the full fit.
-        ``X_new`` ``(m, F)`` with treatments ``groups_new`` (all among ``groups``): other wells of the training
-        treatments (e.g. validation wells), each predicted by the fit without its treatment's fold; their
-        ``m`` rows follow the training wells' ``n``."""
+        it never saw, on wells whose real means are known. ``X_new`` ``(m, F)`` with treatments ``groups_new``
+        (all among ``groups``): other wells of the training treatments (e.g. validation wells), predicted the
+        same way; their ``m`` rows follow the training wells' ``n``. With a lone treatment every well gets the
+        full fit."""
         groups = np.asarray(groups).astype(str)
         X, Y = self.wells_x.astype(np.float64), self.wells_y.astype(np.float64)
         X_new = np.zeros((0, X.shape[1])) if X_new is None else np.asarray(X_new, np.float64)
@@ -112,8 +112,8 @@ class WellAnchor:
             return self.base(np.r_[X, X_new])
         folds = _folds(groups)
         fold_of = dict(zip(groups, folds))
-        pred, nearest = _out_of_fold_parts(np.r_[X, X_new], Y, np.r_[folds, [fold_of[g] for g in groups_new]],
-                                           self.alpha, self.rank)
+        folds = np.r_[folds, np.array([fold_of[g] for g in groups_new], dtype=folds.dtype)]
+        pred, nearest = _out_of_fold_parts(np.r_[X, X_new], Y, folds, self.alpha, self.rank)
         return (1 - self.blend) * pred + self.blend * nearest
 
     def regression(self, X: np.ndarray) -> np.ndarray:

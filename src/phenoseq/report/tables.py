@@ -107,7 +107,7 @@ def trust_table(metrics: dict, method: str) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption=caption,
                   title=f"trust of {method}: {entry['level']:.0%} intervals calibrated on "
                         f"{entry['calibration_wells'].get('seen', 0)} validation wells"
-                        + (f" (unseen compounds: {n_oof} out-of-fold training wells)"
+                        + (f" (unseen compounds: {n_oof} out-of-fold wells)"
                            if (n_oof := entry['calibration_wells'].get('unseen_out_of_fold')) else "")
                         + (f" (each of {entry['n_models']} models)" if entry.get("n_models", 1) > 1 else ""))
     for col in ("split", "wells", "cov", "w", "mean-cov", "mean-w", "rho", "flagged"):
@@ -154,7 +154,7 @@ SEED_FIGURES = [  # (label, row source, row key): the figures compared across se
     ("mean rank", "wells", "rank"),
     ("top-1", "wells", "top1"),
     ("energy ratio", "wells", "energy_ratio"),
-    ("energy, real mean", "wells", "energy_ratio_centred"),
+    ("energy (centred)", "wells", "energy_ratio_centred"),
     ("MoA top-1", "wells", "moa"),
 ]
 
