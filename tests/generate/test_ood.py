@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from phenoseq.generate.ood import OODScorer
 from phenoseq.model.data import WellImaging
@@ -22,3 +23,6 @@ def test_leave_group_out_scores_of_new_wells_match_the_training_wells_they_copy(
     assert np.allclose(again, own, rtol=1e-4)
     # ... and higher than against all training wells, where each well finds itself.
     assert (own > scorer.score(WellImaging(features, samples))).all()
+    # Other wells need one group each.
+    with pytest.raises(ValueError, match="need as many imaging_groups"):
+        scorer.leave_group_out_scores(groups, WellImaging(features, samples), groups[:3])
