@@ -42,6 +42,7 @@ def main() -> None:
     from phenoseq import PhenoSeq
     from phenoseq.evaluate import BenchmarkConfig, evaluate, evaluate_unseen
     from phenoseq.evaluate.jsonable import jsonable
+    from phenoseq.evaluate.wells import treatment_info
     from phenoseq.io import PairedScreen
     from phenoseq.progress import RichProgress
     from phenoseq.report.tables import trust_seeds_table, trust_table
@@ -49,7 +50,7 @@ def main() -> None:
 
     console = Console(width=170)
     progress = RichProgress()
-    seen, unseen = [], []
+    seen, unseen, unseen_runs = [], [], []
     for seed in args.seeds:
         screen = PairedScreen(*simulate_screen(SimulationConfig(seed=seed)))
         config = BenchmarkConfig(seed=seed)
@@ -69,6 +70,7 @@ def main() -> None:
         if "unseen" in args.protocols:
             t = time.perf_counter()
             unseen.append(evaluate_unseen(screen, fit, args.folds, config, progress=progress).metrics)
+            unseen_runs.append((seed, unseen[-1], treatment_info(screen)["well_treatment"]))
             console.rule(f"seed {seed}, unseen protocol ({time.perf_counter() - t:.0f} s)")
             console.print(trust_table(unseen[-1], "phenoseq"))
         if args.out is not None:
@@ -80,7 +82,7 @@ def main() -> None:
         console.print(trust_seeds_table(seen, "phenoseq", "seen protocol"))
     if unseen:
         console.print(trust_seeds_table(unseen, "phenoseq", f"unseen protocol ({args.folds}-fold compound hold-out)"))
-        print_error_structure(console, list(zip(args.seeds, unseen)))
+        print_error_structure(console, unseen_runs)
 
 
 def from_saved(directory: Path, seeds: list[int]) -> None:
@@ -96,7 +98,7 @@ def from_saved(directory: Path, seeds: list[int]) -> None:
 
     console = Console(width=170)
     runs: dict[str, list[dict]] = {"seen": [], "unseen": []}
-    unseen_seeds: list[tuple[int, dict]] = []
+    unseen_runs: list[tuple[int, dict, dict[str, str]]] = []
     for seed in seeds:
         info = treatment_info(PairedScreen(*simulate_screen(SimulationConfig(seed=seed))))
         visible = {w: info.get("morphology_visible", {}).get(t) for w, t in info["well_treatment"].items()}
@@ -113,18 +115,18 @@ def from_saved(directory: Path, seeds: list[int]) -> None:
             metrics = {"trust": trust}
             runs[protocol].append(metrics)
             if protocol == "unseen":
-                unseen_seeds.append((seed, metrics))
+                unseen_runs.append((seed, metrics, info["well_treatment"]))
             console.rule(f"seed {seed}, {protocol} protocol")
             console.print(trust_table(metrics, "phenoseq"))
     if runs["seen"]:
         console.print(trust_seeds_table(runs["seen"], "phenoseq", "seen protocol"))
     if runs["unseen"]:
         console.print(trust_seeds_table(runs["unseen"], "phenoseq", "unseen protocol (compound hold-out)"))
-        print_error_structure(console, unseen_seeds)
+        print_error_structure(console, unseen_runs)
 
 
-def print_error_structure(console, runs: list[tuple[int, dict]]) -> None:
-    """Where the unseen wells' errors come from, per ``(seed, metrics)`` run: Spearman(score, error) for the
+def print_error_structure(console, runs: list[tuple[int, dict, dict[str, str]]]) -> None:
+    """Where the unseen wells' errors come from, per ``(seed, metrics, well -> treatment)`` run: Spearman(score, error) for the
     confidence (negated) and the OOD score, and for the **compound oracle**: each well's error predicted by the
     mean error of its compound's other held-out wells. The oracle knows the answers; it bounds what any
     per-compound confidence could reach, and shows how much of the error is the compound's rather than the
@@ -132,13 +134,8 @@ def print_error_structure(console, runs: list[tuple[int, dict]]) -> None:
     import numpy as np
     from scipy.stats import spearmanr
 
-    from phenoseq.evaluate.wells import treatment_info
-    from phenoseq.io import PairedScreen
-    from phenoseq.simulate import SimulationConfig, simulate_screen
-
-    for seed, metrics in runs:
+    for seed, metrics, of in runs:
         per_well = metrics["trust"]["phenoseq"]["splits"]["unseen"]["per_well"]
-        of = treatment_info(PairedScreen(*simulate_screen(SimulationConfig(seed=seed))))["well_treatment"]
         wells = list(per_well)
         err = np.array([per_well[w]["error"] for w in wells])
         compound = np.array([of[w.split("@")[0]] for w in wells])
