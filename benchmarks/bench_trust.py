@@ -4,7 +4,8 @@ For each seed the default screen is simulated and ``PhenoSeq(preset="cpu")`` tra
 * **seen protocol**: on the screen's training split; scored on its WE (``test``) and HE (``test_he``) wells;
 * **unseen protocol**: compound-level ``--folds``-fold hold-out (:func:`phenoseq.evaluate.evaluate_unseen`);
   scored on the held-out compounds' wells (``unseen``) and, as the OOD flag's negatives, the ``test`` wells of
-  training compounds.
+  training compounds. So that those stay held out, the methods train on the training split alone
+  (``train_on_tests=False``; ``bench_unseen.py`` lets the test wells join training).
 The intervals (90%), confidence and OOD threshold are the ones the model calibrates on its validation wells
 at the end of training; nothing here is tuned on the scored wells. Beside the model's intervals: the
 training-mean interval (training mean ± a conformal quantile of the validation wells' deviations from it).
@@ -69,7 +70,8 @@ def main() -> None:
             console.print(trust_table(seen[-1], "phenoseq"))
         if "unseen" in args.protocols:
             t = time.perf_counter()
-            unseen.append(evaluate_unseen(screen, fit, args.folds, config, progress=progress).metrics)
+            unseen.append(evaluate_unseen(screen, fit, args.folds, config, progress=progress,
+                                          train_on_tests=False).metrics)
             unseen_runs.append((seed, unseen[-1], treatment_info(screen)["well_treatment"]))
             console.rule(f"seed {seed}, unseen protocol ({time.perf_counter() - t:.0f} s)")
             console.print(trust_table(unseen[-1], "phenoseq"))

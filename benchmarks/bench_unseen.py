@@ -2,11 +2,12 @@
 
 For each seed (simulator, fold assignment and model): the 27 non-control compounds of the default screen are
 split into ``--folds`` folds; for each fold every well of its compounds (all replicates, both modalities) leaves
-training, ``PhenoSeq(preset="cpu")`` and every baseline (training mean, control, ridge, nearest well, shuffled
+training (the other compounds' test wells join it, as in :func:`phenoseq.evaluate.evaluate_unseen`; with
+``--train-split-only`` they do not), ``PhenoSeq(preset="cpu")`` and every baseline (training mean, control, ridge, nearest well, shuffled
 imaging) are fitted on what remains (DMSO always stays), and they generate for the held-out wells from their
 imaging alone (:func:`phenoseq.evaluate.evaluate_unseen`). Prints each seed's table, then mean ± sd over seeds.
 
-    python benchmarks/bench_unseen.py [--seeds 0 1 2] [--folds 3] [--baselines-only] [--no-anchor] [--max-epochs N] [--out DIR]
+    python benchmarks/bench_unseen.py [--seeds 0 1 2] [--folds 3] [--baselines-only] [--train-split-only] [--no-anchor] [--max-epochs N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--folds", type=int, default=3, help="compound folds (3: 9 held-out compounds per fold)")
     parser.add_argument("--baselines-only", action="store_true", help="skip the diffusion model")
+    parser.add_argument("--train-split-only", action="store_true",
+                        help="fit on the training split alone (the protocol before the test wells joined training)")
     parser.add_argument("--no-anchor", action="store_true", help="the diffusion model without the well-mean anchor")
     parser.add_argument("--max-epochs", type=int, default=None, help="cap the model's epochs (default: the preset's)")
     parser.add_argument("--out", type=Path, default=None, help="write metrics.json per seed into DIR/seed<N>")
@@ -53,7 +56,8 @@ def main() -> None:
             return standard_baselines(held, model.rna_space, model)
 
         t = time.perf_counter()
-        result = evaluate_unseen(screen, fit, args.folds, BenchmarkConfig(seed=seed), moa_key="MoA", progress=progress)
+        result = evaluate_unseen(screen, fit, args.folds, BenchmarkConfig(seed=seed), moa_key="MoA", progress=progress,
+                                 train_on_tests=not args.train_split_only)
         console.rule(f"seed {seed}: folds {result.metrics['unseen']['folds']}")
         console.print(well_table(result.metrics, "unseen"))
         console.print(f"seconds: {time.perf_counter() - t:.0f}")

@@ -32,6 +32,17 @@ def test_hold_out_moves_every_well_of_the_compounds(screen):
         screen.hold_out(["NOPE"])
 
 
+def test_hold_out_can_train_on_the_other_compounds_test_wells(screen):
+    held = screen.hold_out(["HI-1", "MI-2"], train_on_tests=True)
+    w, before = held.wells, screen.wells
+    assert held.wells_in("unseen") == screen.hold_out(["HI-1", "MI-2"]).wells_in("unseen")
+    assert held.wells_in("val") == [x for x in screen.wells_in("val") if x not in held.wells_in("unseen")]
+    assert held.wells_in("test") == held.wells_in("test_he") == []
+    kept = before.index[before["split"].isin(["train", "test", "test_he"]) & ~before["Treatment"].isin(["HI-1", "MI-2"])]
+    assert sorted(held.wells_in("train")) == sorted(kept)
+    assert sorted(set(w.loc[held.wells_in("train"), "Replicate"].astype(str))) == ["1", "2", "3", "4"]
+
+
 def test_paired_screen_refuses_unseen_treatments_unless_asked(small_screen_data):
     from phenoseq.io import PairedScreen
 
@@ -70,9 +81,11 @@ def test_every_held_out_well_is_scored_once_by_methods_that_never_saw_it(unseen,
     assert m["protocol"] == "unseen" and list(m["splits"]) == ["unseen"] and m["unseen"]["n_folds"] == 3
     held_wells = [w for s in fit.screens for w in s.wells_in("unseen")]
     assert len(held_wells) == len(set(held_wells)) == 27 * 5
+    assert m["unseen"]["train_on_tests"] is True
     for held, fold in zip(fit.screens, m["unseen"]["folds"]):
         fitted_on = held.wells_in("train") + held.wells_in("val")
         assert not set(held.wells.loc[fitted_on, "Treatment"]) & set(fold)
+        assert held.wells_in("test") == [] and len(held.wells_in("train")) == 4 * 19  # DMSO + 18 compounds
         assert "DMSO" in set(held.wells.loc[held.wells_in("train"), "Treatment"])
     for method in m["methods"]:
         per_well = m["wells"][method]["unseen"]["pearson_genes"]["per_well"]

@@ -64,6 +64,9 @@ def evaluate(
     unseen_folds: Optional[int] = typer.Option(None, "--unseen-folds", help="Unseen-compound protocol: K-fold "
                                                "cross-validation over compounds; every method (the model included, "
                                                "retrained with its saved settings) is refitted per fold."),
+    unseen_train_on_tests: bool = typer.Option(True, "--unseen-train-on-tests/--unseen-train-split-only",
+                                               help="With --unseen-folds: the other compounds' test wells (WE, HE) "
+                                               "join training (default), or only the training split trains."),
     moa_key: Optional[str] = typer.Option(None, "--moa-key", help="obs column of the RNA file with each treatment's "
                                           "mechanism of action (adds MoA retrieval)."),
     expression: bool = typer.Option(False, "--expression", help="Bulk mode: the RNA file holds one normalised profile "
@@ -149,7 +152,7 @@ def evaluate(
                                           kind="expression" if expression else "counts", seed=seed)
             return standard_baselines(held, fold_space, main) if baselines or main is None else {main.name: main}
 
-        result = evaluate_unseen(screen, fit, unseen_folds, config, moa_key, progress)
+        result = evaluate_unseen(screen, fit, unseen_folds, config, moa_key, progress, unseen_train_on_tests)
     else:
         generators = {trained.name: trained} if trained is not None else {}
         if baselines:

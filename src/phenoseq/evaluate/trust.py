@@ -159,7 +159,8 @@ def evaluate_trust(screen: PairedScreen, space: RNASpace, generator, synthetic: 
     """The trust entry (module docstring) of a generator with well-level intervals (``wells`` and a fitted
     ``calibration``), or None for one without. ``synthetic`` holds its cells for the wells of ``splits``; in the
     unseen-compound protocol the generator also generates for the ``test`` wells (held-out wells of training
-    treatments), the negatives of the OOD flag and the seen-compound coverage of the same model."""
+    treatments), the negatives of the OOD flag and the seen-compound coverage of the same model (when the test
+    wells joined training instead, ``evaluate_unseen(train_on_tests=True)``, the flag has no negatives)."""
     if getattr(generator, "calibration", None) is None or not callable(getattr(generator, "wells", None)):
         return None
     k = screen.keys

@@ -204,11 +204,16 @@ class PairedScreen:
         w = self.wells
         return w.index[(w["split"] == split) & (w[self.keys.group].astype(str) == CONTROL)].tolist()
 
-    def hold_out(self, treatments: list[str]) -> "PairedScreen":
+    def hold_out(self, treatments: list[str], train_on_tests: bool = False) -> "PairedScreen":
         """The same screen with every well of ``treatments`` moved to split ``"unseen"``, in both modalities.
 
         The unseen-compound protocol: a generator fitted on the returned screen's training (and validation)
         wells has never seen these treatments in either modality. Cells are shared with ``self``, not copied.
+
+        ``train_on_tests``: the other treatments' wells of every test split (``"test"``, ``"test_he"``, ...) join
+        the training split. With the held-out compounds as the test, those wells are paired data a user would
+        train on, and they carry what the training split alone may lack (e.g. the RNA of another experimental
+        round). Validation wells stay validation wells; wells in no split stay out.
         """
         k = self.keys
         unknown = sorted(set(treatments) - set(self.wells[k.treatment].astype(str)))
@@ -217,6 +222,8 @@ class PairedScreen:
         out = copy.copy(self)
         out.wells = self.wells.copy()
         out.wells.loc[out.wells[k.treatment].astype(str).isin(treatments), "split"] = UNSEEN
+        if train_on_tests:
+            out.wells.loc[~out.wells["split"].isin(["train", "val", "none", UNSEEN]), "split"] = "train"
         out.allow_unseen = True
         n_train = len(out.wells_in("train"))
         if n_train < validate.MIN_TRAINING_WELLS:

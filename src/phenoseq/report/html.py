@@ -116,7 +116,8 @@ def _method_text(m: dict, method: str) -> str:
 # ---- sections: _intro is HTML; the others return (anchor, title, HTML body) ----
 
 def _intro(m: dict) -> str:
-    kind = T.PROTOCOL_TEXT.get(m["protocol"], "").format(n_folds=dig(m, "unseen", "n_folds"))
+    kind = T.PROTOCOL_TEXT.get(m["protocol"], "").format(
+        n_folds=dig(m, "unseen", "n_folds"), training=T.UNSEEN_TRAINING_TEXT.get(dig(m, "unseen", "train_on_tests"), ""))
     splits = ", ".join(f"{_split_name(m, s)}: {v['n_wells']} wells" for s, v in m["splits"].items())
     parts = [f"<p>{T.MODE_TEXT.get(m['mode'], '')} {kind}</p>",
              f"<p>{len(m['treatments'])} treatments; held-out splits: {splits}."

@@ -32,8 +32,10 @@ PROTOCOL_TEXT = {
     "unseen": "RNA generated for compounds <b>never seen in training</b>: the non-control compounds were split "
               "into {n_folds} folds; for each fold, every well of its compounds (all replicates, both modalities) "
               "was held out, the methods were fitted on the rest (controls always stay), and they generated for "
-              "the held-out wells from their imaging alone. Each compound is scored once.",
+              "the held-out wells from their imaging alone. Each compound is scored once.{training}",
 }
+UNSEEN_TRAINING_TEXT = {True: " The other compounds' test wells (every experimental round) were training wells.",
+                        False: " Only the training split's wells trained the methods."}
 MODE_TEXT = {
     "single-cell": "Single-cell mode: methods generate RNA cells, compared with the measured RNA cells of each well.",
     "bulk": "Bulk mode: one expression profile per well, predicted from the well's morphology. Treatment "
