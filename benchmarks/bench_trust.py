@@ -5,12 +5,13 @@ For each seed the default screen is simulated and ``PhenoSeq(preset="cpu")`` tra
 * **unseen protocol**: compound-level ``--folds``-fold hold-out (:func:`phenoseq.evaluate.evaluate_unseen`);
   scored on the held-out compounds' wells (``unseen``) and, as the OOD flag's negatives, the ``test`` wells of
   training compounds. So that those stay held out, the methods train on the training split alone
-  (``train_on_tests=False``; ``bench_unseen.py`` lets the test wells join training).
+  (``train_on_tests=False``). With ``--train-on-tests`` the test wells join training, as in ``bench_unseen.py``:
+  coverage and confidence of the unseen wells in that protocol, and no negatives for the OOD flag.
 The intervals (90%), confidence and OOD threshold are the ones the model calibrates on its validation wells
 at the end of training; nothing here is tuned on the scored wells. Beside the model's intervals: the
 training-mean interval (training mean ± a conformal quantile of the validation wells' deviations from it).
 
-    python benchmarks/bench_trust.py [--seeds 0 1 2] [--folds 3] [--max-epochs N] [--protocols seen unseen] [--out DIR]
+    python benchmarks/bench_trust.py [--seeds 0 1 2] [--folds 3] [--max-epochs N] [--protocols seen unseen] [--train-on-tests] [--out DIR]
     python benchmarks/bench_trust.py --from DIR   # the tables again from the per-well records a run saved
 
 After the unseen tables: where the unseen wells' errors come from (:func:`print_error_structure`).
@@ -30,6 +31,8 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--max-epochs", type=int, default=None, help="cap the model's epochs (default: the preset's)")
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--train-on-tests", action="store_true",
+                        help="unseen protocol: the other compounds' test wells join training (no OOD negatives)")
     parser.add_argument("--protocols", nargs="+", choices=["seen", "unseen"], default=["seen", "unseen"])
     parser.add_argument("--out", type=Path, default=None, help="write each run's trust entry as JSON into DIR")
     parser.add_argument("--from", dest="saved", type=Path, default=None,
@@ -71,7 +74,7 @@ def main() -> None:
         if "unseen" in args.protocols:
             t = time.perf_counter()
             unseen.append(evaluate_unseen(screen, fit, args.folds, config, progress=progress,
-                                          train_on_tests=False).metrics)
+                                          train_on_tests=args.train_on_tests).metrics)
             unseen_runs.append((seed, unseen[-1], treatment_info(screen)["well_treatment"]))
             console.rule(f"seed {seed}, unseen protocol ({time.perf_counter() - t:.0f} s)")
             console.print(trust_table(unseen[-1], "phenoseq"))
