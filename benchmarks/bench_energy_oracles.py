@@ -39,23 +39,20 @@ def main() -> None:
     from phenoseq.simulate import SimulationConfig, simulate_screen
 
     class Oracle:
-        """Ridge with its mean or its shape replaced by those of another real replicate well of the compound."""
+        """Ridge with its mean (``true_mean``) or its shape replaced by those of another real replicate well of the
+        compound (latents of every well of the screen: ``cells``)."""
 
-        def __init__(self, name: str, held: PairedScreen, screen: PairedScreen, space: RNASpace,
-                     ridge: RidgeBaseline) -> None:
-            self.name, self.rna_space, self._held, self._ridge = name, space, held, ridge
-            k = screen.keys
-            rna = screen.rnaseq
-            samples = rna.obs[k.sample].astype(str).to_numpy()
-            latent = space.transform(rna)
-            self._cells = {w: latent[samples == w] for w in np.unique(samples)}
-            treatment = screen.wells[k.treatment].astype(str)
-            self._same = {w: sorted(treatment.index[treatment == t]) for w, t in treatment.items()}
-            self._residuals = np.concatenate([self._cells[w] - self._cells[w].mean(axis=0) for w in held.wells_in("train")])
+        def __init__(self, name: str, true_mean: bool, held: PairedScreen, space: RNASpace, ridge: RidgeBaseline,
+                     cells: dict[str, np.ndarray], same: dict[str, list[str]]) -> None:
+            self.name, self.true_mean, self.rna_space = name, true_mean, space
+            self._held, self._ridge, self._cells, self._same = held, ridge, cells, same
+            self._residuals = np.concatenate([cells[w] - cells[w].mean(axis=0) for w in held.wells_in("train")])
 
         def _other(self, well: str) -> np.ndarray:
             # Two places on in sorted order: the scored well's floor is the next one (evaluate.wells.replicate_wells).
             same = self._same[well]
+            if len(same) < 3:
+                raise ValueError(f"{well}: the oracles need 3 wells of its compound, it has {len(same)}")
             return self._cells[same[(same.index(well) + 2) % len(same)]]
 
         def generate(self, imaging, cells_per_well: int, seed: int = 0, progress=None):
@@ -64,11 +61,9 @@ def main() -> None:
             for name, centre in zip(names, centres):
                 rng = well_rng(seed, name)
                 other = self._other(name)
-                pool = other - other.mean(axis=0) if self.name == "ridge + true shape" else self._residuals
+                pool = self._residuals if self.true_mean else other - other.mean(axis=0)
                 draw = pool[rng.choice(len(pool), size=cells_per_well, replace=cells_per_well > len(pool))]
-                if self.name != "ridge + true shape":
-                    centre = other.mean(axis=0)
-                latent.append(centre + draw - draw.mean(axis=0))
+                latent.append((other.mean(axis=0) if self.true_mean else centre) + draw - draw.mean(axis=0))
             samples = [n for n in names for _ in range(cells_per_well)]
             return synthetic_adata(np.concatenate(latent), samples, well_metadata(imaging, self._held.keys),
                                    self._held.keys, seeds=np.array([well_seed(seed, s) for s in samples]),
@@ -80,11 +75,20 @@ def main() -> None:
     for seed in args.seeds:
         screen = PairedScreen(*simulate_screen(SimulationConfig(seed=seed)))
 
-        def fit(held: PairedScreen, seed: int = seed, screen: PairedScreen = screen) -> dict:
+        k = screen.keys
+        treatment = screen.wells[k.treatment].astype(str)
+        same = {w: sorted(treatment.index[treatment == t]) for w, t in treatment.items()}
+        samples = screen.rnaseq.obs[k.sample].astype(str).to_numpy()
+
+        def fit(held: PairedScreen, seed: int = seed, screen: PairedScreen = screen, same: dict = same,
+                samples: np.ndarray = samples) -> dict:
             space = RNASpace.fit(held.subset("rnaseq", held.wells_in("train")), n_latent=50, seed=seed)
+            latent = space.transform(screen.rnaseq).astype(np.float64)
+            cells = {w: latent[samples == w] for w in same}
             ridge = RidgeBaseline(held, space)
             return {"ridge": ridge, "training_mean": TrainingMeanBaseline(held, space),
-                    **{n: Oracle(n, held, screen, space, ridge) for n in ("ridge + true shape", "true mean + ridge's shape")}}
+                    **{name: Oracle(name, true_mean, held, space, ridge, cells, same)
+                       for name, true_mean in (("ridge + true shape", False), ("true mean + ridge's shape", True))}}
 
         wells = evaluate_unseen(screen, fit, args.folds, BenchmarkConfig(seed=seed)).metrics["wells"]
         for method, split in wells.items():

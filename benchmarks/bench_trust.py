@@ -24,6 +24,8 @@ import json
 import time
 from pathlib import Path
 
+UNSEEN_ON_TESTS = "unseen-train-on-tests"  # the unseen protocol with the other compounds' test wells in training
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,6 +57,7 @@ def main() -> None:
     console = Console(width=170)
     progress = RichProgress()
     seen, unseen, unseen_runs = [], [], []
+    unseen_name = UNSEEN_ON_TESTS if args.train_on_tests else "unseen"
     for seed in args.seeds:
         screen = PairedScreen(*simulate_screen(SimulationConfig(seed=seed)))
         config = BenchmarkConfig(seed=seed)
@@ -76,17 +79,17 @@ def main() -> None:
             unseen.append(evaluate_unseen(screen, fit, args.folds, config, progress=progress,
                                           train_on_tests=args.train_on_tests).metrics)
             unseen_runs.append((seed, unseen[-1], treatment_info(screen)["well_treatment"]))
-            console.rule(f"seed {seed}, unseen protocol ({time.perf_counter() - t:.0f} s)")
+            console.rule(f"seed {seed}, {unseen_name} protocol ({time.perf_counter() - t:.0f} s)")
             console.print(trust_table(unseen[-1], "phenoseq"))
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
-            for name, runs in (("seen", seen), ("unseen", unseen)):
-                if name in args.protocols:
+            for protocol, name, runs in (("seen", "seen", seen), ("unseen", unseen_name, unseen)):
+                if protocol in args.protocols:
                     (args.out / f"trust_{name}_seed{seed}.json").write_text(json.dumps(jsonable(runs[-1]["trust"]), indent=1))
     if seen:
         console.print(trust_seeds_table(seen, "phenoseq", "seen protocol"))
     if unseen:
-        console.print(trust_seeds_table(unseen, "phenoseq", f"unseen protocol ({args.folds}-fold compound hold-out)"))
+        console.print(trust_seeds_table(unseen, "phenoseq", f"{unseen_name} protocol ({args.folds}-fold compound hold-out)"))
         print_error_structure(console, unseen_runs)
 
 
@@ -102,7 +105,7 @@ def from_saved(directory: Path, seeds: list[int]) -> None:
     from phenoseq.simulate import SimulationConfig, simulate_screen
 
     console = Console(width=170)
-    runs: dict[str, list[dict]] = {"seen": [], "unseen": []}
+    runs: dict[str, list[dict]] = {"seen": [], "unseen": [], UNSEEN_ON_TESTS: []}
     unseen_runs: list[tuple[int, dict, dict[str, str]]] = []
     for seed in seeds:
         info = treatment_info(PairedScreen(*simulate_screen(SimulationConfig(seed=seed))))
@@ -119,14 +122,16 @@ def from_saved(directory: Path, seeds: list[int]) -> None:
                 trust["phenoseq"]["splits"][split] = summarise_split(t["per_well"], split)
             metrics = {"trust": trust}
             runs[protocol].append(metrics)
-            if protocol == "unseen":
+            if protocol != "seen":
                 unseen_runs.append((seed, metrics, info["well_treatment"]))
             console.rule(f"seed {seed}, {protocol} protocol")
             console.print(trust_table(metrics, "phenoseq"))
     if runs["seen"]:
         console.print(trust_seeds_table(runs["seen"], "phenoseq", "seen protocol"))
-    if runs["unseen"]:
-        console.print(trust_seeds_table(runs["unseen"], "phenoseq", "unseen protocol (compound hold-out)"))
+    for protocol in ("unseen", UNSEEN_ON_TESTS):
+        if runs[protocol]:
+            console.print(trust_seeds_table(runs[protocol], "phenoseq", f"{protocol} protocol (compound hold-out)"))
+    if unseen_runs:
         print_error_structure(console, unseen_runs)
 
 

@@ -88,7 +88,7 @@ class PhenoSeq:
         self._assemble(config, seed, k, rna_space, screen.imaging.var_names.tolist(), imaging_scaler,
                        Standardiser.fit(latent_train), ood)
         self.screen = screen
-        self.well_ridge: WellRidge | None = WellRidge.fit(*self._well_means(sorted(train_wells)))
+        self.well_ridge: WellRidge | None = self._fit_well_ridge()
         if config.anchor:
             self.anchor = self._fit_anchor()
             wells = rna_train.obs[k.sample].astype(str).to_numpy()
@@ -240,7 +240,7 @@ class PhenoSeq:
                                 "ideally, unseen) treatments in the validation split")
         k = self.keys
         if self.well_ridge is None:  # a model saved before the ridge member existed, resumed on its screen
-            self.well_ridge = WellRidge.fit(*self._well_means(sorted(self.screen.wells_in("train"))))
+            self.well_ridge = self._fit_well_ridge()
         self.calibration = None  # the cells generated below must not use an earlier calibration
         syn = self.generate(self.screen.subset("imaging", wells), cells_per_well=cells_per_well, seed=seed,
                             progress=progress, counts=False, device=device)
@@ -327,6 +327,11 @@ class PhenoSeq:
                              rna.obs[k.sample].astype(str).to_numpy(), wells)[1]
         return morphology, latent
 
+    def _fit_well_ridge(self) -> WellRidge:
+        """The ridge member on the training wells, its penalty chosen by leaving out a treatment at a time."""
+        train = sorted(self.screen.wells_in("train"))
+        return WellRidge.fit(*self._well_means(train), groups=self.screen.wells.loc[train, self.keys.treatment])
+
     def _fit_anchor(self) -> WellAnchor:
         """The well-mean regression on the training wells (memory bandwidth chosen on the validation wells). It
         works on unstandardised latents, so its error is the error in expression over the model's genes."""
@@ -409,7 +414,6 @@ class PhenoSeq:
         ``source`` names ``imaging`` in error messages (its file path, say). ``counts=False`` leaves out
         ``layers["counts"]``. ``device``: where the network runs (``"cpu"``, ``"cuda"``, ``"auto"``).
         """
-        c = self.config
         sampler = self.check_generation(cells_per_well, sampler, steps, guidance, context_size)
         well_imaging = self._imaging(imaging, source)
         check_output_size(len(well_imaging.names) * cells_per_well, len(self.rna_space.genes or ()), self.rna_space.n_latent)

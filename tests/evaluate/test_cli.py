@@ -88,8 +88,16 @@ def test_unseen_folds_from_the_command_line(files, tmp_path):
     assert code == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["protocol"] == "unseen" and len(metrics["unseen"]["folds"]) == 3
+    assert metrics["unseen"]["train_on_tests"] is True
     assert metrics["wells"]["ridge"]["unseen"]["pearson_genes"]["n"] == 135
     assert (tmp_path / "out" / "report.html").is_file()
+
+
+def test_the_unseen_training_choice_needs_unseen_folds(files, tmp_path, capsys):
+    code = run("evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad", "--baselines",
+               "--rna-space", files / "space", "--unseen-train-split-only", "--out", tmp_path / "out", "--quiet")
+    assert code == 2 and "--unseen-folds" in capsys.readouterr().err.replace("\n", " ")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -118,8 +126,12 @@ def test_unseen_folds_retrain_the_model_with_its_saved_settings(files, tmp_path)
     assert run("train", "-i", files / "imaging.h5ad", "-r", files / "rnaseq.h5ad", "-o", model, "--preset", "tiny",
                "--max-epochs", 1, "--set", "max_epochs=1", "-q") == 0
     code = run("evaluate", "--imaging", files / "imaging.h5ad", "--rnaseq", files / "rnaseq.h5ad", "--model", model,
-               "--unseen-folds", 2, "--out", tmp_path / "out", "--cells-per-well", 5, "--quiet")
+               "--unseen-folds", 2, "--unseen-train-split-only", "--out", tmp_path / "out", "--cells-per-well", 5,
+               "--quiet")
     assert code == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["methods"] == ["phenoseq", "training_mean"]
     assert metrics["wells"]["phenoseq"]["unseen"]["rank"]["n"] == 135
+    # Trained on the training split alone, the test wells of training compounds stay out: the OOD flag's negatives.
+    ood = metrics["trust"]["phenoseq"]["ood"]
+    assert metrics["unseen"]["train_on_tests"] is False and ood["negatives"] == "test" and ood["n_negative"] > 0

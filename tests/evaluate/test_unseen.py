@@ -41,6 +41,18 @@ def test_hold_out_can_train_on_the_other_compounds_test_wells(screen):
     kept = before.index[before["split"].isin(["train", "test", "test_he"]) & ~before["Treatment"].isin(["HI-1", "MI-2"])]
     assert sorted(held.wells_in("train")) == sorted(kept)
     assert sorted(set(w.loc[held.wells_in("train"), "Replicate"].astype(str))) == ["1", "2", "3", "4"]
+    assert screen.wells_in("test") and screen.wells["split"].equals(before["split"])  # the original is untouched
+
+
+def test_hold_out_keeps_wells_in_no_split_out_of_training(small_screen_data):
+    from phenoseq.io import PairedScreen
+    from phenoseq.io.keys import ScreenKeys
+
+    keys = ScreenKeys(splits={"train": ["3"], "val": ["5"], "test": ["4"]})  # replicates 1 and 2: in no split
+    screen = PairedScreen(*small_screen_data, keys=keys)
+    held = screen.hold_out(["HI-1"], train_on_tests=True)
+    assert set(held.wells.loc[held.wells_in("train"), "Replicate"].astype(str)) == {"3", "4"}
+    assert (held.wells.loc[held.wells["Replicate"].astype(str).isin(["1", "2"]), "split"] != "train").all()
 
 
 def test_paired_screen_refuses_unseen_treatments_unless_asked(small_screen_data):

@@ -115,6 +115,27 @@ def test_well_ridge_recovers_a_linear_map_and_round_trips():
     assert noise.alpha > ridge.alpha  # pure noise: cross-validation shrinks harder
 
 
+def test_well_ridge_leaves_out_whole_treatments_to_choose_its_penalty():
+    """Replicate wells of a treatment are near-copies: leaving one well out keeps its copies in the fit and picks
+    a penalty that memorises treatments; leaving the treatment out picks one that suits treatments never seen."""
+    rng = np.random.default_rng(3)
+
+    def screen(n_treatments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        Xt = rng.normal(size=(n_treatments, 40))
+        Yt = Xt[:, :2] @ np.ones((2, 3)) + 2.0 * rng.normal(size=(n_treatments, 3))  # mostly not in the morphology
+        groups = np.repeat(np.arange(n_treatments), 4)
+        return Xt[groups] + 0.01 * rng.normal(size=(len(groups), 40)), Yt[groups], groups
+
+    X, Y, groups = screen(25)
+    per_well, per_treatment = WellRidge.fit(X, Y), WellRidge.fit(X, Y, groups=groups)
+    assert per_treatment.alpha > per_well.alpha
+    Xn, Yn, _ = screen(200)
+    assert ((per_treatment.predict(Xn) - Yn) ** 2).mean() < ((per_well.predict(Xn) - Yn) ** 2).mean()
+    # One well per treatment: both ways are leave-one-well-out.
+    single = X[::4], Y[::4]
+    assert WellRidge.fit(*single, groups=groups[::4]).alpha == WellRidge.fit(*single).alpha
+
+
 def test_out_of_fold_wells_calibrate_unseen_wells_without_unseen_validation_wells():
     rng = np.random.default_rng(5)
     p, r, sc, _ = _wells(rng, 30)

@@ -75,7 +75,7 @@ def test_unseen_report(unseen, tmp_path):
     assert _sections(page) == ["methods", "wells", "identification", "changes", "fidelity", "training"]
     assert _images(page) == ["scaled scores", "treatment fidelity"]  # the folds keep no arrays: no scatter
     assert "never seen in training" in page and "split into 2 folds" in page
-    assert "test wells (every experimental round) were training wells" in page
+    assert "test wells were training wells too" in page
     assert "cannot name a treatment it never saw" in page
     assert "unseen compounds (<code>unseen</code>)" in page
     assert _has_methods(page, unseen.metrics) and "control" in unseen.metrics["methods"]

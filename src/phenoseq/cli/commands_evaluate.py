@@ -64,9 +64,10 @@ def evaluate(
     unseen_folds: Optional[int] = typer.Option(None, "--unseen-folds", help="Unseen-compound protocol: K-fold "
                                                "cross-validation over compounds; every method (the model included, "
                                                "retrained with its saved settings) is refitted per fold."),
-    unseen_train_on_tests: bool = typer.Option(True, "--unseen-train-on-tests/--unseen-train-split-only",
-                                               help="With --unseen-folds: the other compounds' test wells (WE, HE) "
-                                               "join training (default), or only the training split trains."),
+    unseen_train_on_tests: Optional[bool] = typer.Option(
+        None, "--unseen-train-on-tests/--unseen-train-split-only", show_default=False,
+        help="With --unseen-folds: the other compounds' test wells (WE, HE) join training (the default), or only "
+             "the training split trains."),
     moa_key: Optional[str] = typer.Option(None, "--moa-key", help="obs column of the RNA file with each treatment's "
                                           "mechanism of action (adds MoA retrieval)."),
     expression: bool = typer.Option(False, "--expression", help="Bulk mode: the RNA file holds one normalised profile "
@@ -117,6 +118,9 @@ def evaluate(
     if model is None and rna_space is None and unseen_folds is None:
         raise PhenoseqError("pass --model MODEL_DIR (a saved phenoseq model) or --rna-space DIR: the RNA space every "
                             "method is scored in (with --unseen-folds, a space is fitted per fold instead)")
+    if unseen_train_on_tests is not None and unseen_folds is None:
+        raise PhenoseqError("--unseen-train-on-tests / --unseen-train-split-only apply to the unseen-compound protocol: "
+                            "pass --unseen-folds K too")
     if unseen_folds is not None and named:
         raise PhenoseqError("--unseen-folds refits every method per fold; it cannot score --synthetic files made "
                             "by a model that saw every compound")
@@ -152,7 +156,8 @@ def evaluate(
                                           kind="expression" if expression else "counts", seed=seed)
             return standard_baselines(held, fold_space, main) if baselines or main is None else {main.name: main}
 
-        result = evaluate_unseen(screen, fit, unseen_folds, config, moa_key, progress, unseen_train_on_tests)
+        result = evaluate_unseen(screen, fit, unseen_folds, config, moa_key, progress,
+                                 train_on_tests=unseen_train_on_tests is not False)
     else:
         generators = {trained.name: trained} if trained is not None else {}
         if baselines:

@@ -22,7 +22,8 @@ exchangeable with them and their coverage may fall short; they are reported, not
 
 ``spearman`` is between confidence and −error (1: the most confident wells are the most accurate). In the OOD
 entry the positives are wells of treatments without training wells (the unseen-compound protocol) and the
-negatives held-out wells of training treatments from the same round (the ``test`` split).
+negatives held-out wells of training treatments from the same round (the ``test`` split; ``negatives`` None
+when there are none, e.g. when the test wells trained the methods).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float | None:
     return float(u / (len(positive) * len(negative)))
 
 
-def summarise_ood(per_well: dict[str, dict], negatives: str) -> dict:
+def summarise_ood(per_well: dict[str, dict], negatives: str | None) -> dict:
     """AUROC of the OOD score and the flag's recall and false-flag rate from per-well ``{score, flag,
     positive, visible}`` records (``visible``: the treatment's morphology is known to change, or None)."""
     pos = [r for r in per_well.values() if r["positive"]]
@@ -196,5 +197,5 @@ def evaluate_trust(screen: PairedScreen, space: RNASpace, generator, synthetic: 
         if split in (UNSEEN, "test"):
             ood |= ood_records(wells, split == UNSEEN, visible, treatment_of)
     if ood:
-        out["ood"] = summarise_ood(ood, "test")
+        out["ood"] = summarise_ood(ood, "test" if not all(r["positive"] for r in ood.values()) else None)
     return out

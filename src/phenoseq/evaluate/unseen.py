@@ -4,9 +4,9 @@ The product's main use is molecular data for compounds that were imaged but neve
 the non-control treatments are split into ``n_folds`` folds. For each fold, every well of its treatments
 (all replicates, both modalities) leaves training (:meth:`PairedScreen.hold_out`); the methods are fitted on
 what is left — controls such as DMSO always stay — and generate for the held-out wells from their imaging
-alone. With the held-out compounds as the test, the other compounds' test wells (WE, HE) are paired data a user
-would train on, so by default they join the training split (``train_on_tests``): every experimental round then
-has RNA in training, as it would in a screen whose sequenced and imaging-only compounds share plates. Each held-out well is scored once, by :func:`phenoseq.evaluate.workflow.evaluate` on its fold, and the
+alone. With the held-out compounds as the test, the other compounds' test wells (WE, HE) are paired data a
+user would train on, so by default they join the training split (``train_on_tests``): every experimental round
+then has RNA in training, as it would in a screen whose sequenced and imaging-only compounds share plates. Each held-out well is scored once, by :func:`phenoseq.evaluate.workflow.evaluate` on its fold, and the
 folds' per-well figures are pooled (ranks are among the held-out wells of the same fold and replicate).
 """
 
@@ -59,7 +59,7 @@ def evaluate_unseen(screen: PairedScreen, fit: Fit, n_folds: int = 3, config: Be
     bar = _progress.get(progress)
     with bar.task("unseen-compound folds", total=len(folds)) as task:
         for i, fold in enumerate(folds):
-            held = screen.hold_out(fold, train_on_tests)
+            held = screen.hold_out(fold, train_on_tests=train_on_tests)
             generators = fit(held)
             space = next(iter(generators.values())).rna_space
             results.append(evaluate(held, space, generators, config=config, moa_key=moa_key, identification=False))

@@ -29,6 +29,7 @@ from phenoseq import progress as _progress
 from phenoseq.errors import PhenoseqError
 from phenoseq.generate.output import synthetic_adata, well_metadata
 from phenoseq.generate.seeds import well_rng, well_seed
+from phenoseq.generate.well_ridge import ALPHAS, WellRidge
 from phenoseq.groups import group_means
 from phenoseq.io.screen import PairedScreen
 from phenoseq.rna.space import RNASpace
@@ -177,21 +178,20 @@ class RidgeBaseline(_CentredBaseline):
     rna_space
         The RNA space the latents live in (the model's, so that every method is scored in one space).
     alphas
-        Ridge penalties tried by leave-one-well-out cross-validation on the training wells.
+        Ridge penalties tried by cross-validation on the training wells, leaving out one treatment at a time
+        (all its wells): the penalty that suits treatments the fit never saw.
     """
 
     name = "ridge"
 
     def __init__(self, screen: PairedScreen, rna_space: RNASpace,
-                 alphas: tuple[float, ...] = tuple(np.logspace(-2, 6, 17))) -> None:
-        from sklearn.linear_model import RidgeCV
-
+                 alphas: tuple[float, ...] = ALPHAS) -> None:
         super().__init__(screen, rna_space)
         self._morph = _MorphologyWells(screen)
         names, X = self._morph.well_means(screen.subset("imaging", self._cells.wells))
-        # With one training well per treatment there are few rows; RidgeCV's efficient leave-one-out picks alpha.
-        self.regression = RidgeCV(alphas=alphas).fit(X, self._cells.means)
-        self.alpha = float(self.regression.alpha_)
+        treatments = screen.wells.loc[names, screen.keys.treatment]
+        self.regression = WellRidge.fit(X, self._cells.means, groups=treatments, alphas=alphas)
+        self.alpha = self.regression.alpha
 
     def centres(self, imaging_adata: ad.AnnData) -> tuple[list[str], np.ndarray]:
         names, X = self._morph.well_means(imaging_adata)

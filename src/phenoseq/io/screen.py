@@ -210,10 +210,12 @@ class PairedScreen:
         The unseen-compound protocol: a generator fitted on the returned screen's training (and validation)
         wells has never seen these treatments in either modality. Cells are shared with ``self``, not copied.
 
-        ``train_on_tests``: the other treatments' wells of every test split (``"test"``, ``"test_he"``, ...) join
-        the training split. With the held-out compounds as the test, those wells are paired data a user would
-        train on, and they carry what the training split alone may lack (e.g. the RNA of another experimental
-        round). Validation wells stay validation wells; wells in no split stay out.
+        ``train_on_tests``: the other treatments' wells of every split but ``"train"`` and ``"val"`` (the test
+        splits, ``"test"`` and ``"test_he"`` by default) join the training split. With the held-out compounds as
+        the test, those wells are paired data a user would train on, and they carry what the training split
+        alone may lack (e.g. the RNA of another experimental round). Validation wells stay validation wells;
+        wells in no split stay out. Off here, so the screen keeps its splits unless asked; the unseen-compound
+        benchmark (:func:`phenoseq.evaluate.evaluate_unseen`) turns it on by default.
         """
         k = self.keys
         unknown = sorted(set(treatments) - set(self.wells[k.treatment].astype(str)))

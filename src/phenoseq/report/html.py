@@ -117,7 +117,7 @@ def _method_text(m: dict, method: str) -> str:
 
 def _intro(m: dict) -> str:
     kind = T.PROTOCOL_TEXT.get(m["protocol"], "").format(
-        n_folds=dig(m, "unseen", "n_folds"), training=T.UNSEEN_TRAINING_TEXT.get(dig(m, "unseen", "train_on_tests"), ""))
+        n_folds=dig(m, "unseen", "n_folds"), training=T.UNSEEN_TRAINING_TEXT[bool(dig(m, "unseen", "train_on_tests"))])
     splits = ", ".join(f"{_split_name(m, s)}: {v['n_wells']} wells" for s, v in m["splits"].items())
     parts = [f"<p>{T.MODE_TEXT.get(m['mode'], '')} {kind}</p>",
              f"<p>{len(m['treatments'])} treatments; held-out splits: {splits}."
@@ -301,7 +301,8 @@ def _trust(m: dict) -> tuple[str, str, str]:
     for x in trust_methods(m):
         ood = m["trust"][x].get("ood") or {}
         if ood.get("n_positive"):
-            body.append(_note(T.OOD_TEXT.format(method=_esc(x), auroc=_fmt(ood["auroc"]), recall=_fmt(ood["recall"]),
+            text = T.OOD_TEXT if ood["n_negative"] else T.OOD_TEXT_NO_NEGATIVES
+            body.append(_note(text.format(method=_esc(x), auroc=_fmt(ood["auroc"]), recall=_fmt(ood["recall"]),
                                                 visible=_fmt(ood["recall_visible"]), n_visible=ood["n_visible"],
                                                 n_pos=ood["n_positive"], false=_fmt(ood["false_flag_rate"]),
                                                 n_neg=ood["n_negative"])))

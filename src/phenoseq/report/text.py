@@ -34,8 +34,9 @@ PROTOCOL_TEXT = {
               "was held out, the methods were fitted on the rest (controls always stay), and they generated for "
               "the held-out wells from their imaging alone. Each compound is scored once.{training}",
 }
-UNSEEN_TRAINING_TEXT = {True: " The other compounds' test wells (every experimental round) were training wells.",
-                        False: " Only the training split's wells trained the methods."}
+UNSEEN_TRAINING_TEXT = {True: " The other compounds' test wells were training wells too.",
+                        False: " Only the training split's wells trained the methods (validation wells chose when to "
+                               "stop and calibrated)."}
 MODE_TEXT = {
     "single-cell": "Single-cell mode: methods generate RNA cells, compared with the measured RNA cells of each well.",
     "bulk": "Bulk mode: one expression profile per well, predicted from the well's morphology. Treatment "
@@ -207,6 +208,10 @@ OOD_TEXT = (
     "against held-out wells of training compounds; flagged {recall} of {n_pos} unseen-compound wells ({visible} of "
     "the {n_visible} whose compound visibly changes morphology) and {false} of {n_neg} held-out wells of training "
     "compounds (the threshold aims at 5% of the latter).")
+OOD_TEXT_NO_NEGATIVES = (
+    "OOD flag of <b>{method}</b> on wells of compounds without training wells: flagged {recall} of {n_pos} "
+    "unseen-compound wells ({visible} of the {n_visible} whose compound visibly changes morphology). No held-out "
+    "wells of training compounds were left to measure false flags on: their test wells trained the methods.")
 TRUST_FIGURE_TEXT = ("Left: coverage of the method's intervals (colour) and of the training-mean interval (grey) "
                      "per split; dashed: the level asked for. Right: each held-out well's confidence against the "
                      "error of its predicted well mean.")
