@@ -59,3 +59,8 @@ def test_workflow_reports_trust_for_a_calibrated_model(small_screen, tmp_path):
     assert entry["ood"]["n_negative"] == len(small_screen.wells_in("test")) and entry["ood"]["auroc"] is None
     html = render_report(result, tmp_path).read_text()
     assert "Trust: intervals, confidence and the OOD flag" in html and "training-mean interval" in html
+    # Unseen wells only (their compounds' test wells trained the model): the report says false flags are unmeasured.
+    records = {w: {**r, "positive": True} for w, r in entry["ood"]["per_well"].items()}
+    entry["ood"] = trust.summarise_ood(records, None)
+    html = render_report(result, tmp_path / "again").read_text()
+    assert "No held-out wells of training compounds were left to measure false flags on" in html
