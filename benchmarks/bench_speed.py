@@ -32,7 +32,7 @@ def main() -> None:
 
     from phenoseq import PhenoSeq
     from phenoseq.io import PairedScreen
-    from phenoseq.model.device import resolve_device
+    from phenoseq.model.device import resolve_device, resolve_precision
     from phenoseq.model.distributed import process_group
     from phenoseq.simulate import SimulationConfig, simulate_screen
 
@@ -50,7 +50,7 @@ def main() -> None:
         say = print if ranks.is_main else (lambda *a: None)
         say(f"preset {args.preset}: {n_params / 1e6:.2f} M parameters, {len(train.latents)} training RNA cells, "
             f"{ranks.world_size} process(es) × {torch.get_num_threads()} threads, device {device}, "
-            f"precision {model.config.precision}")
+            f"precision {resolve_precision(model.config.precision, device)} ({model.config.precision})")
 
         model.trainer.run(well_imaging, train, None, max_epochs=1, ranks=ranks)  # warm-up
         start = time.perf_counter()

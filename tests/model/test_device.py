@@ -9,7 +9,7 @@ from phenoseq import PhenoSeq
 from phenoseq.cli import run
 from phenoseq.errors import PhenoseqError
 from phenoseq.io import PairedScreen
-from phenoseq.model.device import autocast, resolve_device
+from phenoseq.model.device import autocast, resolve_device, resolve_precision
 
 
 def test_devices_resolve_or_fail_clearly(monkeypatch):
@@ -23,6 +23,18 @@ def test_devices_resolve_or_fail_clearly(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == torch.device("cuda")  # chosen, not used
     assert isinstance(autocast("bf16", "cpu"), torch.autocast) and not isinstance(autocast("fp32"), torch.autocast)
+
+
+def test_auto_precision_is_bf16_only_on_native_bf16_hardware(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert resolve_precision("auto", "cpu") == "fp32" and not isinstance(autocast("auto", "cpu"), torch.autocast)
+    assert resolve_precision("bf16", "cpu") == "bf16"  # an explicit choice is kept
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert resolve_precision("auto", "cpu") == "bf16" and isinstance(autocast("auto", "cpu"), torch.autocast)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", "cuda") == "fp32"
 
 
 def test_explicit_cpu_is_the_default_run(small_screen_data):

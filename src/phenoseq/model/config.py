@@ -14,7 +14,7 @@ RENAMED = {"rna_input": "rna_kind", "cells_per_well": "batch_cells_per_well"}
 CHOICES = {
     "rna_kind": ("counts", "expression"),
     "prediction": ("v", "eps"),
-    "precision": ("bf16", "fp32"),
+    "precision": ("auto", "bf16", "fp32"),
     "sampler": ("dpm++2m", "ddim"),
 }
 
@@ -52,7 +52,10 @@ class ModelConfig:
     time_limit: float | None = None  # seconds; stop (and keep the best weights) after this long
     grad_clip: float = 1.0
     ema_decay: float = 0.995
-    precision: str = "bf16"  # "bf16" autocast on the network's device (2.5–3× faster CPU matmuls) or "fp32"
+    # "bf16" autocast on the network's device, "fp32", or "auto": bf16 where the hardware computes it natively
+    # (CUDA GPUs with bf16, CPUs with AVX512-BF16/AMX: 2.5–3× faster matmuls), else fp32 (elsewhere bf16 is
+    # emulated: ~100× slower matmuls on an AVX2-only CPU). Resolved where the network runs, not when saved.
+    precision: str = "auto"
     # sampling defaults
     sampler: str = "dpm++2m"
     steps: int = 12
@@ -138,5 +141,5 @@ PRESETS: dict[str, dict] = {
     "cpu": {},
     "tiny": {"dim": 32, "depth": 1, "heads": 2, "tokens": 2, "n_latent": 16, "batch_size": 256, "max_epochs": 5,
              "context_size": 8, "pool_size": 16},
-    "paper": {"dim": 1024, "depth": 6, "heads": 8, "tokens": 4, "lr": 3e-4, "batch_size": 256, "precision": "bf16"},
+    "paper": {"dim": 1024, "depth": 6, "heads": 8, "tokens": 4, "lr": 3e-4, "batch_size": 256},
 }

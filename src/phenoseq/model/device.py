@@ -1,4 +1,5 @@
-"""Where the network runs (``cpu``, ``cuda``/``cuda:N`` or ``auto``) and the matching mixed precision.
+"""Where the network runs (``cpu``, ``cuda``/``cuda:N`` or ``auto``) and the matching mixed precision
+(``auto``: bf16 only where the hardware computes it natively).
 
 Random numbers are always drawn on the CPU from seeded generators and then moved, so a seed gives the same
 noise on every device; results on one device are reproducible run to run (CUDA kernels and bf16 make them
@@ -35,8 +36,27 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return torch.device(name)
 
 
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` computes bf16 matmuls in hardware: a CUDA GPU with bf16 support, or a CPU with
+    AVX512-BF16 or AMX. Elsewhere bf16 is emulated and far slower than fp32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(probe is not None and probe() for probe in probes)
+
+
+def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
+    """``"bf16"`` or ``"fp32"``: ``"auto"`` becomes bf16 only where :func:`native_bf16` holds."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
 def autocast(precision: str, device: torch.device | str = "cpu"):
-    """bf16 autocast on the network's device for ``precision="bf16"``; nothing for ``"fp32"``."""
-    if precision == "bf16":
+    """bf16 autocast on the network's device when ``precision`` resolves to bf16; nothing for fp32."""
+    if resolve_precision(precision, device) == "bf16":
         return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
