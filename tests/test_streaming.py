@@ -39,27 +39,19 @@ def env(small_screen_data, tmp_path_factory):
     return {"tmp": tmp, "model": tmp / "model", "few": tmp / "few.h5ad", "imaging": tmp / "imaging.h5ad"}
 
 
-def _same(a: ad.AnnData, b: ad.AnnData, exact: bool = True) -> None:
-    """Byte for byte: X, every obsm/layers entry, obs (names, values, dtypes), var and the settings in uns.
-    ``exact=False``: floats within float32 rounding (for runs whose network calls saw differently shaped batches:
-    fp32 BLAS results depend on the batch shape)."""
-    def equal(x, y):
-        return np.array_equal(x, y) if exact else np.allclose(x, y, rtol=1e-5, atol=1e-6)
-
+def _same(a: ad.AnnData, b: ad.AnnData) -> None:
+    """Byte for byte: X, every obsm/layers entry, obs (names, values, dtypes), var and the settings in uns."""
     assert a.shape == b.shape and (a.obs_names == b.obs_names).all() and a.var.equals(b.var)
-    assert list(a.obs.dtypes) == list(b.obs.dtypes)
-    for key in a.obs:
-        x, y = a.obs[key], b.obs[key]
-        assert x.equals(y) if exact or x.dtype.kind != "f" else equal(x.to_numpy(), y.to_numpy())
-    assert a.X.dtype == b.X.dtype and equal(a.X, b.X)
+    assert a.obs.equals(b.obs) and list(a.obs.dtypes) == list(b.obs.dtypes)
+    assert a.X.dtype == b.X.dtype and np.array_equal(a.X, b.X)
     for key in a.obsm:
-        assert equal(a.obsm[key], b.obsm[key])
+        assert np.array_equal(a.obsm[key], b.obsm[key])
     for key in a.layers:
         x, y = a.layers[key], b.layers[key]
         if hasattr(x, "toarray"):
             assert (x != y).nnz == 0 and x.dtype == y.dtype
         else:
-            assert equal(x, y)
+            assert np.array_equal(x, y)
     assert a.uns["phenoseq"] == b.uns["phenoseq"]
 
 
@@ -69,8 +61,7 @@ def _stream(env, out, shard=None, chunk_wells=None, cells=3, imaging="imaging", 
 
 
 def test_parts_equal_one_in_memory_run(env):
-    """Chunks aligned to the sampler's network calls (4 wells of 1,024 cells each) change nothing beyond float32
-    rounding (the counts are the same)."""
+    """Chunks aligned to the sampler's network calls (4 wells of 1,024 cells each) change nothing."""
     model = PhenoSeq.load(env["model"])
     imaging = ad.read_h5ad(env["few"])
     syn = model.generate(imaging, cells_per_well=1024, seed=5)
@@ -80,8 +71,8 @@ def test_parts_equal_one_in_memory_run(env):
     assert made == 3 and r.n_chunks == 3
     merge_parts(r.parts, out, env["tmp"] / "aligned.wells.h5ad")
     assert not r.parts.exists()
-    _same(syn, ad.read_h5ad(out), exact=False)
-    _same(wells, ad.read_h5ad(env["tmp"] / "aligned.wells.h5ad"), exact=False)
+    _same(syn, ad.read_h5ad(out))
+    _same(wells, ad.read_h5ad(env["tmp"] / "aligned.wells.h5ad"))
 
 
 def test_shards_merge_to_the_unsharded_result(env, capsys):

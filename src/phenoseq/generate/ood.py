@@ -46,7 +46,11 @@ class OODScorer:
         return cls(components, means.astype(np.float32), scale, float(1.5 * loo.max() / scale), controls)
 
     def _well_means(self, imaging: WellImaging) -> np.ndarray:
-        return group_means(imaging.features.numpy() @ self.components.T, np.repeat(imaging.names, imaging.counts))[1]
+        # One product per well: BLAS rounding depends on the matrix shape, and a well's score must not depend on
+        # which other wells are scored with it (a chunked run equals the in-memory run byte for byte).
+        features = imaging.features.numpy()
+        return np.array([(features[s:s + n] @ self.components.T).mean(axis=0, dtype=np.float64)
+                         for s, n in zip(imaging.starts, imaging.counts)]).reshape(len(imaging.names), -1)
 
     def score(self, imaging: WellImaging) -> np.ndarray:
         """``(n_wells,)`` scores for the wells of ``imaging`` (in its sorted well order)."""

@@ -138,7 +138,7 @@ def synthetic_adata(
     latent = np.asarray(latent, dtype=np.float32)
     _check_finite(latent, "latents", settings)
     if decode is not None:
-        X = np.asarray(decode(latent), dtype=np.float32)
+        X = _decode_by_well(decode, latent, obs["phenoseq_seed"].to_numpy())
         _check_finite(X, "decoded expression", settings)
         var = pd.DataFrame(index=list(genes))
     else:
@@ -157,6 +157,13 @@ def synthetic_adata(
             out.layers[COUNTS_LAYER] = rna_space.counts_for_seeds(latent, obs["phenoseq_seed"].to_numpy())
     out.uns["phenoseq"] = settings
     return out
+
+
+def _decode_by_well(decode, latent: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """``decode`` applied to each run of cells sharing a seed (a well's cells): BLAS rounding depends on the
+    matrix shape, and a well's expression must not depend on which other wells are generated with it."""
+    bounds = np.flatnonzero(np.diff(seeds)) + 1
+    return np.concatenate([np.asarray(decode(part), dtype=np.float32) for part in np.split(latent, bounds)])
 
 
 def concat_real_synthetic(real: ad.AnnData, synthetic: ad.AnnData, rna_space: RNASpace,
