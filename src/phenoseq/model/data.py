@@ -48,7 +48,8 @@ class Standardiser:
 
 
 class WellImaging:
-    """Standardised imaging cells grouped by well: ``cells(w)`` gives the rows of well ``w``."""
+    """Standardised imaging cells grouped by well (``names`` sorted): rows ``starts[w]:starts[w] + counts[w]`` of
+    ``features`` are well ``w``'s cells."""
 
     def __init__(self, features: np.ndarray, samples: np.ndarray) -> None:
         order = np.argsort(samples, kind="stable")
