@@ -88,6 +88,32 @@ def test_prepared_conditioning_matches_raw_context():
         assert torch.allclose(net(x, t, ctx), net(x, t, net.condition(ctx)))
 
 
+def test_one_token_skips_self_attention_without_changing_the_result():
+    """With one RNA token per cell the block computes only the value projection; full attention over that one
+    token gives the same output and the same gradients (zero for the query and key rows)."""
+    net = make(tokens=1).train()
+    pools, x, t = torch.randn(2, 10, 9), torch.randn(6, 6), torch.rand(6)
+    member = torch.from_numpy(random_sets(np.random.default_rng(1), (2, 3), 10, 4))
+
+    def run(full_attention: bool):
+        net.zero_grad()
+        cond = net.condition(context(net, pools, member))
+        for block in net.blocks:
+            block.tokens_per_cell = 2 if full_attention else 1  # 2 takes the general path; the mask is made
+        out = net(x, t, cond)
+        out.square().sum().backward()
+        for block in net.blocks:
+            block.tokens_per_cell = 1
+        return out.detach(), [p.grad.clone() for p in net.parameters()]
+
+    (short, short_grads), (full, full_grads) = run(False), run(True)
+    assert torch.allclose(short, full, atol=1e-6)
+    for a, b in zip(short_grads, full_grads):
+        assert torch.allclose(a, b, atol=1e-6)
+    qkv = [i for i, (name, _) in enumerate(net.named_parameters()) if name == "blocks.0.qkv.weight"][0]
+    assert not short_grads[qkv][:2 * net.dim].any() and short_grads[qkv][2 * net.dim:].any()
+
+
 def test_well_batches_are_balanced_grids_of_one_well_per_row():
     wells = np.repeat([5, 7, 9], [40, 30, 50])
     batches = WellBatches(wells, batch_size=60, cells_per_well=10)

@@ -118,15 +118,25 @@ class Block(nn.Module):
         k, v = kv.chunk(2, dim=-1)
         # The null token is always visible; a cell sees its own set unless its context is dropped.
         visible = ctx.member & ~ctx.drop[..., None]
-        mask = torch.cat([torch.ones_like(visible[..., :1]), visible], dim=-1)  # (W, C, 1 + P)
-        mask = mask.repeat_interleave(self.tokens_per_cell, dim=1)[:, None]
+        visible = torch.cat([torch.ones_like(visible[..., :1]), visible], dim=-1)  # (W, C, 1 + P)
+        visible = visible.repeat_interleave(self.tokens_per_cell, dim=1)[:, None]
+        # Additive form, made once: attention would otherwise convert a boolean mask at every call (every
+        # sampling step).
+        mask = torch.zeros(visible.shape, dtype=k.dtype, device=k.device).masked_fill_(~visible, -math.inf)
         return self._heads(k), self._heads(v), mask
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor, kvm: tuple) -> torch.Tensor:
         s1, c1, g1, s2, c2, g2, s3, c3, g3 = self.ada(F.silu(cond)).chunk(9, dim=-1)
         h = _modulate(self.norm1(x), s1, c1)
-        q, k, v = self.qkv(h).chunk(3, dim=-1)
-        x = x + g1[:, None] * self.proj_self(self._attend(self._heads(q), self._heads(k), self._heads(v)))
+        if self.tokens_per_cell == 1:
+            # Attention over one token returns its value exactly (the softmax of one score is 1, and the
+            # query and key get no gradient), so only the value projection is computed.
+            d = h.shape[-1]
+            attended = F.linear(h, self.qkv.weight[2 * d:], self.qkv.bias[2 * d:])
+        else:
+            q, k, v = self.qkv(h).chunk(3, dim=-1)
+            attended = self._attend(self._heads(q), self._heads(k), self._heads(v))
+        x = x + g1[:, None] * self.proj_self(attended)
 
         h = _modulate(self.norm2(x), s2, c2)
         k, v, mask = kvm
