@@ -99,7 +99,8 @@ def test_one_token_skips_self_attention_without_changing_the_result():
         net.zero_grad()
         cond = net.condition(context(net, pools, member))
         for block in net.blocks:
-            block.tokens_per_cell = 2 if full_attention else 1  # 2 takes the general path; the mask is made
+            # Any other count takes the general attention path (the one-token context is already prepared).
+            block.tokens_per_cell = 2 if full_attention else 1
         out = net(x, t, cond)
         out.square().sum().backward()
         for block in net.blocks:
@@ -110,7 +111,7 @@ def test_one_token_skips_self_attention_without_changing_the_result():
     assert torch.allclose(short, full, atol=1e-6)
     for a, b in zip(short_grads, full_grads):
         assert torch.allclose(a, b, atol=1e-6)
-    qkv = [i for i, (name, _) in enumerate(net.named_parameters()) if name == "blocks.0.qkv.weight"][0]
+    qkv = [name for name, _ in net.named_parameters()].index("blocks.0.qkv.weight")
     assert not short_grads[qkv][:2 * net.dim].any() and short_grads[qkv][2 * net.dim:].any()
 
 
