@@ -8,7 +8,7 @@ screen. Targets for the ``cpu`` preset on a 2-core CPU: training ≥ 5,000 RNA c
 Under torchrun the training is data-parallel (each process takes a share of every batch; the figure counts
 every process's cells) and generation is skipped:
 
-    python benchmarks/bench_speed.py [--preset cpu] [--epochs 5] [--cells-per-well 100] [--no-anchor] [--device auto]
+    python benchmarks/bench_speed.py [--preset cpu] [--epochs 5] [--cells-per-well 100] [--no-anchor] [--device auto] [--precision auto]
     torchrun --standalone --nproc_per_node 2 benchmarks/bench_speed.py [--device cpu|cuda]
 """
 
@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-anchor", action="store_true", help="the diffusion model without the well-mean anchor")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                        help="auto: bf16 where the hardware computes it natively")
     args = parser.parse_args()
 
     from phenoseq import PhenoSeq
@@ -38,7 +40,8 @@ def main() -> None:
 
     imaging, rnaseq = simulate_screen(SimulationConfig(seed=args.seed))
     screen = PairedScreen(imaging, rnaseq)
-    model = PhenoSeq(screen, preset=args.preset, seed=args.seed, anchor=not args.no_anchor)
+    model = PhenoSeq(screen, preset=args.preset, seed=args.seed, anchor=not args.no_anchor,
+                    precision=args.precision)
     requested = resolve_device(args.device)
     with process_group(requested) as ranks:
         device = ranks.device(requested)

@@ -52,9 +52,9 @@ class ModelConfig:
     time_limit: float | None = None  # seconds; stop (and keep the best weights) after this long
     grad_clip: float = 1.0
     ema_decay: float = 0.995
-    # "bf16" autocast on the network's device, "fp32", or "auto": bf16 where the hardware computes it natively
-    # (CUDA GPUs with bf16, CPUs with AVX512-BF16/AMX: 2.5–3× faster matmuls), else fp32 (elsewhere bf16 is
-    # emulated: ~100× slower matmuls on an AVX2-only CPU). Resolved where the network runs, not when saved.
+    # "bf16" autocast on the network's device, "fp32", or "auto": bf16 where it beats fp32 (CUDA GPUs with bf16,
+    # CPUs with AMX), else fp32 (a CPU with AVX512-BF16 but no AMX ran bf16 matmuls at 0.55x fp32; an AVX2-only
+    # one emulates bf16, ~100x slower). Resolved where the network runs, not when saved.
     precision: str = "auto"
     # sampling defaults
     sampler: str = "dpm++2m"

@@ -1,5 +1,5 @@
 """Where the network runs (``cpu``, ``cuda``/``cuda:N`` or ``auto``) and the matching mixed precision
-(``auto``: bf16 only where the hardware computes it natively).
+(``auto``: bf16 only where the hardware makes it faster than fp32).
 
 Random numbers are always drawn on the CPU from seeded generators and then moved, so a seed gives the same
 noise on every device; results on one device are reproducible run to run (CUDA kernels and bf16 make them
@@ -37,15 +37,17 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 
 
 def native_bf16(device: torch.device | str = "cpu") -> bool:
-    """Whether ``device`` computes bf16 matmuls in hardware: a CUDA GPU with bf16 support, or a CPU with
-    AVX512-BF16 or AMX. Elsewhere bf16 is emulated and far slower than fp32."""
+    """Whether bf16 matmuls run faster than fp32 on ``device``: a CUDA GPU with bf16 support, or a CPU with AMX
+    tiles. AVX512-BF16 alone is not enough: on such a CPU (Xeon, no AMX, PyTorch 2.13) bf16 matmuls ran at
+    0.55× the fp32 rate and training at 0.65× (``benchmarks/bench_speed.py --precision``); without either,
+    bf16 is emulated and training ran 11–17× slower."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device.type != "cpu":
         return False
-    probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
-    return any(probe is not None and probe() for probe in probes)
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return probe is not None and bool(probe())
 
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
