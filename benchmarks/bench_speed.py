@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--no-anchor", action="store_true", help="the diffusion model without the well-mean anchor")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                        help="auto: bf16 where the hardware computes it natively")
+                        help="auto: bf16 where it is faster than fp32 (CUDA GPUs, CPUs with AMX)")
     args = parser.parse_args()
 
     from phenoseq import PhenoSeq
@@ -41,7 +41,7 @@ def main() -> None:
     imaging, rnaseq = simulate_screen(SimulationConfig(seed=args.seed))
     screen = PairedScreen(imaging, rnaseq)
     model = PhenoSeq(screen, preset=args.preset, seed=args.seed, anchor=not args.no_anchor,
-                    precision=args.precision)
+                     precision=args.precision)
     requested = resolve_device(args.device)
     with process_group(requested) as ranks:
         device = ranks.device(requested)

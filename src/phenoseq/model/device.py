@@ -36,7 +36,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     return torch.device(name)
 
 
-def native_bf16(device: torch.device | str = "cpu") -> bool:
+def bf16_is_faster(device: torch.device | str = "cpu") -> bool:
     """Whether bf16 matmuls run faster than fp32 on ``device``: a CUDA GPU with bf16 support, or a CPU with AMX
     tiles. AVX512-BF16 alone is not enough: on such a CPU (Xeon, no AMX, PyTorch 2.13) bf16 matmuls ran at
     0.55× the fp32 rate and training at 0.65× (``benchmarks/bench_speed.py --precision``); without either,
@@ -51,9 +51,9 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device | str = "cpu") -> str:
-    """``"bf16"`` or ``"fp32"``: ``"auto"`` becomes bf16 only where :func:`native_bf16` holds."""
+    """``"bf16"`` or ``"fp32"``: ``"auto"`` becomes bf16 only where :func:`bf16_is_faster` holds."""
     if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
+        return "bf16" if bf16_is_faster(device) else "fp32"
     return precision
 
 
