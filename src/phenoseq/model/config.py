@@ -53,7 +53,7 @@ class ModelConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.995
     # "bf16" autocast on the network's device, "fp32", or "auto": bf16 where it beats fp32 (CUDA GPUs with bf16,
-    # CPUs with AMX), else fp32 (a CPU with AVX512-BF16 but no AMX ran bf16 matmuls at 0.55x fp32; an AVX2-only
+    # CPUs with AMX), else fp32 (a CPU with AVX512-BF16 but no AMX ran bf16 matmuls at ~0.5x fp32; an AVX2-only
     # one emulates bf16, ~100x slower). Resolved where the network runs, not when saved.
     precision: str = "auto"
     # sampling defaults

@@ -39,7 +39,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
 def bf16_is_faster(device: torch.device | str = "cpu") -> bool:
     """Whether bf16 matmuls run faster than fp32 on ``device``: a CUDA GPU with bf16 support, or a CPU with AMX
     tiles. AVX512-BF16 alone is not enough: on such a CPU (Xeon, no AMX, PyTorch 2.13) bf16 matmuls ran at
-    0.55× the fp32 rate and training at 0.65× (``benchmarks/bench_speed.py --precision``); without either,
+    about half the fp32 rate and training at 0.65× (``benchmarks/bench_speed.py --precision``); without either,
     bf16 is emulated and training ran 11–17× slower."""
     device = torch.device(device)
     if device.type == "cuda":
