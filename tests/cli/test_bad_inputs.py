@@ -278,6 +278,8 @@ CASES = [
     Case("set-dim-not-divisible", _train("--set", "dim=30", "--set", "heads=4"), 2, "must be divisible by heads=4"),
     Case("set-negative-lr", _train("--set", "lr=-1"), 2, "lr=-1 is out of range"),
     Case("set-unknown", _train("--set", "depht=2"), 2, "unknown model settings ['depht']"),
+    Case("set-precision-fp16", _train("--set", "precision=fp16"), 2,
+         "precision='fp16' is not allowed; choose one of ['auto', 'bf16', 'fp32']"),
     Case("set-without-value", _train("--set", "dim"), 2, "--set expects NAME=VALUE"),
     Case("steps-negative", _gen("--steps", "-3"), 2, "Invalid value for '--steps'"),
     Case("model-json-negative-steps", _gen(model="{tmp}/m"), 2, "steps=-5 is out of range", _edit_json(_negative_steps)),
