@@ -2,8 +2,9 @@
 
 Prints RNA cells/s during training (optimiser steps only: after a warm-up epoch, without validation) and
 synthetic cells/s for generation with the default sampler and with 50-step DDIM, for every well of the
-screen, after the device's fp32 and bf16 matmul rates (a 2048 x 2048 product), which tell whether bf16 pays there. Targets for the ``cpu`` preset on a 2-core CPU: training ≥ 5,000 RNA cells/s, generation
-≥ 2,000 cells/s with the default sampler. ``--device cuda`` measures a GPU (bf16 autocast on it).
+screen, after the device's fp32 and bf16 matmul rates (a 2048 x 2048 product), which tell whether bf16 pays
+there. Targets for the ``cpu`` preset on a 2-core CPU: training ≥ 5,000 RNA cells/s, generation ≥ 2,000 cells/s
+with the default sampler. ``--device cuda`` measures a GPU (bf16 autocast on it).
 
 Under torchrun the training is data-parallel (each process takes a share of every batch; the figure counts
 every process's cells) and generation is skipped:
@@ -24,15 +25,14 @@ def matmul_rate(dtype: torch.dtype, device: torch.device, n: int = 2048, repeats
     """GFLOP/s of an ``n x n`` matrix product in ``dtype`` on ``device``: the best of five timed rounds after a
     warm-up round, so that a cold start or a busy moment does not count."""
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     seconds = []
     for _round in range(6):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync()
         start = time.perf_counter()
         for _ in range(repeats):
             a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        sync()
         seconds.append(time.perf_counter() - start)
     return 2 * n**3 * repeats / min(seconds[1:]) / 1e9
 
@@ -72,8 +72,9 @@ def main() -> None:
             f"{ranks.world_size} process(es) × {torch.get_num_threads()} threads, device {device}, "
             f"precision {resolve_precision(model.config.precision, device)} ({model.config.precision})")
 
-        say("matmul 2048²: " + ", ".join(f"{name} {matmul_rate(dtype, device):.0f} GFLOP/s"
-                                         for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))))
+        if ranks.is_main:  # the other processes would only compete with it for the cores
+            print("matmul 2048²: " + ", ".join(f"{name} {matmul_rate(dtype, device):.0f} GFLOP/s"
+                                               for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))))
         model.trainer.run(well_imaging, train, None, max_epochs=1, ranks=ranks)  # warm-up
         start = time.perf_counter()
         model.trainer.run(well_imaging, train, None, max_epochs=1 + args.epochs, ranks=ranks)
