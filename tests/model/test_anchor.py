@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from phenoseq.model.anchor import WellAnchor
+from phenoseq.model.anchor import WellAnchor, _blend
 
 
 def _wells(n: int, F: int, d: int, rank: int, noise: float, seed: int = 0):
@@ -137,3 +137,17 @@ def test_out_of_fold_predicts_other_wells_of_a_treatment_from_the_fit_without_it
     assert both.shape == (40, 5) and np.allclose(both[:36], oof) and np.allclose(both[36:], oof[rows])
     with pytest.raises(ValueError, match="training treatment"):
         anchor.out_of_fold(groups, X[:1], np.array(["never-trained"]))
+
+
+def test_blend_lowers_the_error_only_where_it_keeps_the_direction_of_the_change():
+    rng = np.random.default_rng(3)
+    Y = rng.normal(size=(60, 20))
+    origin = np.zeros_like(Y)
+    pred = 0.2 * (Y + rng.normal(size=Y.shape))  # shrunk, and as noisy as a weak regression
+    # A neighbour of the right sign but four times as much noise as signal: a little of it lowers the squared
+    # error of the shrunk prediction, yet turns its direction away from the real change.
+    noisy = 0.5 * Y + 2 * rng.normal(size=Y.shape)
+    assert ((0.9 * pred + 0.1 * noisy - Y) ** 2).sum() < ((pred - Y) ** 2).sum()
+    assert _blend(pred, noisy, Y, origin) == 0.0
+    twin = Y + 0.1 * rng.normal(size=Y.shape)  # a neighbour that shares the well's RNA
+    assert _blend(pred, twin, Y, origin) == 0.5
