@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from phenoseq.model.anchor import WellAnchor, _blend
+from phenoseq.model.anchor import WellAnchor, _blend, _one_standard_error
 
 
 def _wells(n: int, F: int, d: int, rank: int, noise: float, seed: int = 0):
@@ -151,3 +151,16 @@ def test_blend_lowers_the_error_only_where_it_keeps_the_direction_of_the_change(
     assert _blend(pred, noisy, Y, origin) == 0.0
     twin = Y + 0.1 * rng.normal(size=Y.shape)  # a neighbour that shares the well's RNA
     assert _blend(pred, twin, Y, origin) == 0.5
+
+
+def test_one_standard_error_keeps_the_smaller_rank_unless_the_larger_is_clearly_better():
+    rng = np.random.default_rng(4)
+    small = 1.0 + rng.normal(scale=0.3, size=40)  # per-treatment errors of rank 1 (one penalty)
+    noise = rng.normal(scale=0.3, size=40)
+    slightly = np.stack([small, small - 0.01 + noise])[None]  # (1 penalty, 2 ranks, 40 treatments)
+    assert slightly[0, 1].sum() < slightly[0, 0].sum() and _one_standard_error(slightly) == (0, 0)
+    clearly = np.stack([small, small - 0.5 + 0.1 * noise])[None]
+    assert _one_standard_error(clearly) == (0, 1)
+    # Within the kept rank, the penalty with the smaller error.
+    two_penalties = np.stack([np.stack([small + 0.2, small + 1.0]), np.stack([small, small + 1.0])])
+    assert _one_standard_error(two_penalties) == (1, 0)
