@@ -13,7 +13,7 @@ so squared error in the latent is squared error in expression over the model's g
   mean latents. Rank and penalty are chosen by treatment-grouped K-fold cross-validation on the training wells
   (every fold's wells are of treatments the fit did not see, as an unseen compound's are), keeping the smallest
   rank within one standard error of the best fit. With ~65 real L1000 profiles a rank of one to three beats
-  full-rank ridge; on the simulated screens ranks of 16–32 do as well as the full rank.
+  full-rank ridge; on the simulated screens the rank kept is 16 to the full rank.
 * **nearest-well blend**: ``(1 - blend) · regression + blend · mean of the nearest training well`` (by mean
   morphology), ``blend`` chosen by the same grouped folds. A compound's nearest training well is often one of
   the same mechanism, which carries the part of the RNA response that morphology shows only through
